@@ -1,0 +1,87 @@
+//! Errors from reading one profile. Each names the file, the element path and, where
+//! the position is known, the line and byte offset.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use super::context::ContextError;
+
+/// A profile that could not be read. Only its own machine fails.
+#[derive(Debug, Error)]
+pub struct ProfileError {
+    /// The profile file.
+    pub file: PathBuf,
+    /// 1-based line of the problem in the (decompressed) XML, when known.
+    pub line: Option<usize>,
+    /// Byte offset of the problem in the (decompressed) XML, when known.
+    pub offset: Option<usize>,
+    /// Element path, such as `lcfg/components/kerberos/realm`, when known.
+    pub element: Option<String>,
+    /// What went wrong.
+    #[source]
+    pub kind: ProfileErrorKind,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(offset) = self.offset {
+            write!(f, " (byte {offset})")?;
+        }
+        if let Some(element) = &self.element {
+            write!(f, " in <{element}>")?;
+        }
+        write!(f, ": {}", self.kind)
+    }
+}
+
+/// The kinds of profile failure.
+#[derive(Debug, Error)]
+pub enum ProfileErrorKind {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot decompress gzip data: {0}")]
+    Gzip(std::io::Error),
+    #[error("XML syntax error: {0}")]
+    Xml(String),
+    #[error("unexpected end of file: {0}")]
+    Truncated(String),
+    #[error("not an LCFG profile: {0}")]
+    NotAProfile(String),
+    #[error("invalid {what} name {name:?}")]
+    InvalidName { what: &'static str, name: String },
+    #[error("resource {component}.{resource}: {message}")]
+    Resource { component: String, resource: String, message: String },
+    #[error(
+        "resource {component}.{resource}: conflicting values {first:?} and {second:?} at equal priority {priority}"
+    )]
+    Conflict { component: String, resource: String, first: String, second: String, priority: i32 },
+    #[error("resource {component}.{resource}: {source}")]
+    Context { component: String, resource: String, source: ContextError },
+    #[error("missing resource profile.node: the machine has no name")]
+    NoMachineName,
+}
+
+impl ProfileError {
+    pub(crate) fn new(file: &std::path::Path, kind: ProfileErrorKind) -> Self {
+        ProfileError { file: file.to_path_buf(), line: None, offset: None, element: None, kind }
+    }
+
+    /// Attach a byte position in `doc`, computing the line from it.
+    pub(crate) fn at(mut self, doc: &[u8], offset: usize) -> Self {
+        let offset = offset.min(doc.len());
+        self.line = Some(memchr::memchr_iter(b'\n', &doc[..offset]).count() + 1);
+        self.offset = Some(offset);
+        self
+    }
+
+    pub(crate) fn in_element(mut self, element: impl Into<String>) -> Self {
+        self.element = Some(element.into());
+        self
+    }
+}

@@ -1,0 +1,179 @@
+//! LCFG XML profiles in, component trees out.
+//!
+//! [`parse_profile`] reads one machine's profile (plain or gzip) and returns the
+//! components that were asked for, each as a [`Component`] tree with dotted-path and
+//! flat-name lookup. In [`Select::Monitoring`] mode only `profile`, `nagios_client` and
+//! the components listed in `nagios_client.components` are parsed; the package list and
+//! every other component are passed over by the skeleton scan without being tokenised.
+//!
+//! This module never looks at translators, caches or Nagios.
+
+pub mod context;
+mod error;
+mod parse;
+mod scan;
+mod tree;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+pub use error::{ProfileError, ProfileErrorKind};
+pub use tree::{Component, Lookup, NodeRef, Resource, ResourceType};
+
+/// Which components to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// Every component (for `monitor-test --dump`).
+    All,
+    /// `profile`, `nagios_client` and the monitored components only.
+    Monitoring,
+}
+
+/// One machine's parsed profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// `profile.node` + `.` + `profile.domain`.
+    pub machine: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Metadata elements of `<lcfg>` (`published_by`, `last_modified`, ...).
+    pub meta: Vec<(String, String)>,
+    /// The components listed in `nagios_client.components`, in listed order.
+    pub monitored: Vec<String>,
+    components: IndexMap<String, Component>,
+}
+
+impl Profile {
+    /// A parsed component. A monitored component missing from the profile is present
+    /// here as an empty component.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.get(name)
+    }
+
+    /// All parsed components, in document order.
+    pub fn components(&self) -> impl Iterator<Item = &Component> {
+        self.components.values()
+    }
+
+    /// Take ownership of one component, leaving an empty one in its place.
+    pub fn take_component(&mut self, name: &str) -> Option<Component> {
+        self.components.get_mut(name).map(|c| std::mem::replace(c, Component::new(name)))
+    }
+}
+
+/// Gunzip `raw` when it starts with the gzip magic bytes; otherwise borrow it.
+pub fn decode<'a>(file: &Path, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, ProfileError> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 8);
+        flate2::read::MultiGzDecoder::new(raw)
+            .read_to_end(&mut out)
+            .map_err(|e| ProfileError::new(file, ProfileErrorKind::Gzip(e)))?;
+        Ok(Cow::Owned(out))
+    } else {
+        Ok(Cow::Borrowed(raw))
+    }
+}
+
+/// Parse a profile from its raw bytes (as read from `file`; gzip is detected).
+pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile, ProfileError> {
+    let doc = decode(file, raw)?;
+    let doc: &[u8] = &doc;
+    let skel = scan::scan(doc).map_err(|e| e.into_profile_error(file, doc))?;
+    // A later element for the same component replaces the earlier one wholesale.
+    let mut spans: HashMap<&str, &scan::Span> = HashMap::with_capacity(skel.components.len());
+    for span in &skel.components {
+        spans.insert(&span.name, span);
+    }
+    let parse = |name: &str| -> Result<Component, ProfileError> {
+        match spans.get(name) {
+            Some(span) => {
+                parse::parse_component(doc, span, &skel.entities).map_err(|e| e.into_profile_error(file, doc))
+            }
+            None => Ok(Component::new(name)),
+        }
+    };
+
+    let mut components = IndexMap::new();
+    let profile = parse("profile")?;
+    let nagios = parse("nagios_client")?;
+    let monitored: Vec<String> =
+        nagios.get("components").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let machine = machine_name(&profile).ok_or_else(|| ProfileError::new(file, ProfileErrorKind::NoMachineName))?;
+
+    match select {
+        Select::All => {
+            for span in &skel.components {
+                if components.contains_key(&span.name) {
+                    continue;
+                }
+                let comp = match span.name.as_str() {
+                    "profile" => profile.clone(),
+                    "nagios_client" => nagios.clone(),
+                    name => parse(name)?,
+                };
+                components.insert(span.name.clone(), comp);
+            }
+        }
+        Select::Monitoring => {
+            components.insert("profile".to_string(), profile);
+            components.insert("nagios_client".to_string(), nagios);
+            for name in &monitored {
+                if !components.contains_key(name) {
+                    components.insert(name.clone(), parse(name)?);
+                }
+            }
+        }
+    }
+    Ok(Profile { machine, file: file.to_path_buf(), meta: skel.meta, monitored, components })
+}
+
+/// Read and parse a profile file.
+pub fn read_profile(file: &Path, select: Select) -> Result<Profile, ProfileError> {
+    let raw = std::fs::read(file).map_err(|e| ProfileError::new(file, ProfileErrorKind::Io(e)))?;
+    parse_profile(file, &raw, select)
+}
+
+fn machine_name(profile: &Component) -> Option<String> {
+    let node = profile.get_nonempty("node")?.trim();
+    match profile.get_nonempty("domain") {
+        Some(domain) => Some(format!("{node}.{}", domain.trim())),
+        None => Some(node.to_string()),
+    }
+}
+
+/// Every active resource in flat form, `component.resource=value`, sorted, one per line.
+/// Values are escaped (`\\`, `\n`, `\r`, `\t`) so that each stays on one line.
+pub fn dump(profile: &Profile) -> String {
+    let mut lines: Vec<String> = profile
+        .components()
+        .flat_map(|c| c.resources().iter().map(move |r| format!("{}.{}={}", c.name(), r.name, escape_line(&r.value))))
+        .collect();
+    lines.sort();
+    let mut out = String::with_capacity(lines.len() * 40);
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+fn escape_line(v: &str) -> Cow<'_, str> {
+    if !v.contains(['\\', '\n', '\r', '\t']) {
+        return Cow::Borrowed(v);
+    }
+    let mut s = String::with_capacity(v.len() + 8);
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c => s.push(c),
+        }
+    }
+    Cow::Owned(s)
+}

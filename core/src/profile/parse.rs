@@ -1,0 +1,467 @@
+//! Parse one component element with quick-xml into resolved resources: tag lists,
+//! records, nested lists, types and context alternatives, following lcfg-core.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use indexmap::map::Entry;
+use quick_xml::events::{BytesStart, Event};
+
+use super::context;
+use super::error::ProfileErrorKind;
+use super::scan::{ScanError, Span, valid_name};
+use super::tree::{Component, Resource, ResourceType};
+
+/// One template of a tag list: `vhost_alias_$_$` has field `vhost_alias` and 2 tags.
+struct Template {
+    text: String,
+    field: String,
+    dollars: usize,
+}
+
+/// One occurrence of a resource, before context alternatives are resolved.
+struct Occurrence {
+    res: Resource,
+    context: Option<String>,
+    priority: i32,
+    offset: usize,
+}
+
+#[derive(Default)]
+struct Attrs {
+    name: Option<String>,
+    template: Option<String>,
+    context: Option<String>,
+    derivation: Option<String>,
+    rtype: Option<String>,
+}
+
+/// The context a child inherits from its list: the combined expression and its priority.
+type BaseContext = Option<(String, i32)>;
+
+struct Parser<'a> {
+    reader: quick_xml::Reader<&'a [u8]>,
+    base: usize,
+    comp: &'a str,
+    entities: &'a HashMap<String, String>,
+    occurrences: Vec<Occurrence>,
+}
+
+/// Parse the component element at `span` of `doc`.
+pub(crate) fn parse_component(
+    doc: &[u8],
+    span: &Span,
+    entities: &HashMap<String, String>,
+) -> Result<Component, ScanError> {
+    let mut reader = quick_xml::Reader::from_reader(&doc[span.start..span.end]);
+    reader.config_mut().check_end_names = true;
+    let mut p = Parser { reader, base: span.start, comp: &span.name, entities, occurrences: Vec::new() };
+    p.component()?;
+    p.resolve()
+}
+
+impl<'a> Parser<'a> {
+    fn pos(&self) -> usize {
+        self.base + self.reader.buffer_position() as usize
+    }
+
+    fn fail(&self, offset: usize, element: &str, kind: ProfileErrorKind) -> ScanError {
+        ScanError { offset, element: format!("lcfg/components/{}{element}", self.comp), kind }
+    }
+
+    fn resource_error(&self, offset: usize, resource: &str, message: impl Into<String>) -> ScanError {
+        self.fail(
+            offset,
+            &format!("/{resource}"),
+            ProfileErrorKind::Resource {
+                component: self.comp.to_string(),
+                resource: resource.to_string(),
+                message: message.into(),
+            },
+        )
+    }
+
+    fn next(&mut self) -> Result<Event<'a>, ScanError> {
+        self.reader.read_event().map_err(|e| {
+            let at = self.base + self.reader.error_position() as usize;
+            ScanError { offset: at, element: format!("lcfg/components/{}", self.comp), kind: xml_error(e) }
+        })
+    }
+
+    fn component(&mut self) -> Result<(), ScanError> {
+        // The span starts with the component's own start tag.
+        match self.next()? {
+            Event::Start(_) => {}
+            _ => return Err(self.fail(self.base, "", ProfileErrorKind::Xml("component start tag expected".into()))),
+        }
+        loop {
+            let at = self.pos();
+            match self.next()? {
+                Event::Start(e) => {
+                    self.resource(&e, at, false, None, &[], None, &[])?;
+                }
+                Event::Empty(e) => {
+                    self.resource(&e, at, true, None, &[], None, &[])?;
+                }
+                Event::End(_) => return Ok(()),
+                Event::Eof => return Err(self.fail(at, "", ProfileErrorKind::Truncated("component is not closed".into()))),
+                _ => {}
+            }
+        }
+    }
+
+    fn attrs(&self, e: &BytesStart, at: usize, element: &str) -> Result<Attrs, ScanError> {
+        let mut a = Attrs::default();
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| self.fail(at, element, ProfileErrorKind::Xml(err.to_string())))?;
+            let key: &[u8] = attr.key.as_ref().as_bytes();
+            // Attributes are matched by the literal `cfg:` prefix; any other prefix is
+            // accepted as a fallback, since the namespace URI is never checked.
+            let local = match key.strip_prefix(b"cfg:") {
+                Some(l) => l,
+                None if key.starts_with(b"xmlns") => continue,
+                None => match memchr::memchr(b':', key) {
+                    Some(i) => &key[i + 1..],
+                    None => continue,
+                },
+            };
+            let slot = match local {
+                b"name" => &mut a.name,
+                b"template" => &mut a.template,
+                b"context" => &mut a.context,
+                b"derivation" => &mut a.derivation,
+                b"type" => &mut a.rtype,
+                _ => continue,
+            };
+            if slot.is_some() && key.starts_with(b"cfg:") || slot.is_none() {
+                let value = attr
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|err| self.fail(at, element, ProfileErrorKind::Xml(err.to_string())))?;
+                *slot = Some(value.into_owned());
+            }
+        }
+        Ok(a)
+    }
+
+    /// Process one resource element. Returns its tag when it carries `cfg:name`.
+    #[allow(clippy::too_many_arguments)]
+    fn resource(
+        &mut self,
+        e: &BytesStart,
+        at: usize,
+        empty: bool,
+        templates: Option<&[Template]>,
+        tags: &[String],
+        base: BaseContext,
+        parent_path: &[String],
+    ) -> Result<Option<String>, ScanError> {
+        let local = e.name().as_ref().to_string();
+        if !valid_name(&local) {
+            return Err(self.fail(at, &format!("/{local}"), ProfileErrorKind::InvalidName { what: "resource", name: local }));
+        }
+        let attrs = self.attrs(e, at, &format!("/{local}"))?;
+        let tag = match &attrs.name {
+            Some(raw) => Some(self.tag(raw, at, &local)?),
+            None => None,
+        };
+        let mut tags2 = tags.to_vec();
+        let mut path = parent_path.to_vec();
+        if let Some(t) = &tag {
+            tags2.push(t.clone());
+            if templates.is_some() {
+                path.push(t.clone());
+            }
+        }
+        path.push(local.clone());
+        let flat = match templates {
+            Some(ts) => {
+                let Some(t) = ts.iter().find(|t| t.field == local) else {
+                    return Err(self.resource_error(at, &local, format!("no template for field '{local}'")));
+                };
+                substitute(t, &tags2).map_err(|m| self.resource_error(at, &local, m))?
+            }
+            None => local.clone(),
+        };
+
+        let (context, priority) = self.context(&attrs, base, at, &flat)?;
+        let rtype = match &attrs.rtype {
+            Some(t) => parse_type(t).ok_or_else(|| self.resource_error(at, &flat, format!("unknown type '{t}'")))?,
+            None => ResourceType::String,
+        };
+        let own_templates = match &attrs.template {
+            Some(t) => Some(parse_templates(t).map_err(|m| self.resource_error(at, &flat, m))?),
+            None => None,
+        };
+        let is_list = own_templates.is_some() || rtype == ResourceType::List;
+        if empty {
+            // `<x/>` creates no resource (lcfg-core); in a list its tag still counts.
+            return Ok(tag);
+        }
+
+        let child_base = context.clone().map(|c| (c, priority));
+        let mut text = String::new();
+        let mut in_text = false;
+        let mut child_tags: Vec<String> = Vec::new();
+        loop {
+            let cat = self.pos();
+            match self.next()? {
+                Event::Text(t) => {
+                    if !in_text {
+                        text.clear();
+                        in_text = true;
+                    }
+                    text.push_str(&t.xml10_content());
+                }
+                Event::GeneralRef(r) => {
+                    if !in_text {
+                        text.clear();
+                        in_text = true;
+                    }
+                    let resolved = self.entity(&r).map_err(|m| self.resource_error(cat, &flat, m))?;
+                    text.push_str(&resolved);
+                }
+                Event::CData(c) => {
+                    // lcfg-core keeps the last text node; a CDATA section is a node of its own.
+                    text = c.xml10_content().into_owned();
+                    in_text = false;
+                }
+                ev @ (Event::Start(_) | Event::Empty(_)) => {
+                    in_text = false;
+                    let (child, child_empty) = match &ev {
+                        Event::Start(c) => (c, false),
+                        Event::Empty(c) => (c, true),
+                        _ => unreachable!("matched Start or Empty above"),
+                    };
+                    let child_tag = if child.name().as_ref().ends_with("_RECORD") {
+                        self.record(child, cat, child_empty, own_templates.as_deref(), &tags2, child_base.clone(), &path)?
+                    } else {
+                        self.resource(
+                            child,
+                            cat,
+                            child_empty,
+                            own_templates.as_deref(),
+                            &tags2,
+                            child_base.clone(),
+                            &path,
+                        )?
+                    };
+                    if let Some(t) = child_tag {
+                        child_tags.push(t);
+                    }
+                }
+                Event::End(_) => break,
+                Event::Eof => {
+                    return Err(self.fail(cat, &format!("/{local}"), ProfileErrorKind::Truncated("element is not closed".into())));
+                }
+                _ => in_text = false,
+            }
+        }
+        let value = if is_list {
+            child_tags.join(" ")
+        } else {
+            canonical(rtype, text).map_err(|m| self.resource_error(at, &flat, m))?
+        };
+        if priority >= 0 {
+            let rtype = if is_list { ResourceType::List } else { rtype };
+            self.occurrences.push(Occurrence {
+                res: Resource { name: flat, value, rtype, derivation: attrs.derivation, path },
+                context,
+                priority,
+                offset: at,
+            });
+        }
+        Ok(tag)
+    }
+
+    /// A `*_RECORD` element: its tag names one entry of the enclosing list.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        e: &BytesStart,
+        at: usize,
+        empty: bool,
+        templates: Option<&[Template]>,
+        tags: &[String],
+        base: BaseContext,
+        parent_path: &[String],
+    ) -> Result<Option<String>, ScanError> {
+        let local = e.name().as_ref().to_string();
+        let attrs = self.attrs(e, at, &format!("/{local}"))?;
+        let Some(raw) = attrs.name else {
+            return Err(self.resource_error(at, &local, format!("missing cfg:name attribute for '{local}' record node")));
+        };
+        let tag = self.tag(&raw, at, &local)?;
+        if empty {
+            return Ok(Some(tag));
+        }
+        let mut tags2 = tags.to_vec();
+        tags2.push(tag.clone());
+        let mut path = parent_path.to_vec();
+        path.push(tag.clone());
+        // A record's own cfg:context is ignored, as lcfg-core does.
+        loop {
+            let cat = self.pos();
+            match self.next()? {
+                Event::Start(c) => {
+                    self.resource(&c, cat, false, templates, &tags2, base.clone(), &path)?;
+                }
+                Event::Empty(c) => {
+                    self.resource(&c, cat, true, templates, &tags2, base.clone(), &path)?;
+                }
+                Event::End(_) => return Ok(Some(tag)),
+                Event::Eof => {
+                    return Err(self.fail(cat, &format!("/{local}"), ProfileErrorKind::Truncated("record is not closed".into())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Unescape a `cfg:name`: the server prefixes one `_`, stripped when the value has
+    /// at least two characters.
+    fn tag(&self, raw: &str, at: usize, element: &str) -> Result<String, ScanError> {
+        let tag = if raw.len() >= 2 { raw.strip_prefix('_').unwrap_or(raw) } else { raw };
+        if tag.is_empty() || !tag.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            return Err(self.resource_error(at, element, format!("invalid tag name '{tag}'")));
+        }
+        Ok(tag.to_string())
+    }
+
+    fn context(&self, attrs: &Attrs, base: BaseContext, at: usize, flat: &str) -> Result<(Option<String>, i32), ScanError> {
+        let own = attrs.context.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let own = match own {
+            Some(expr) => Some((
+                expr.to_string(),
+                context::priority(expr).map_err(|source| {
+                    self.fail(
+                        at,
+                        &format!("/{flat}"),
+                        ProfileErrorKind::Context { component: self.comp.to_string(), resource: flat.to_string(), source },
+                    )
+                })?,
+            )),
+            None => None,
+        };
+        Ok(match (base, own) {
+            (None, None) => (None, 0),
+            (Some((c, p)), None) | (None, Some((c, p))) => (Some(c), p),
+            (Some((bc, bp)), Some((oc, op))) => {
+                let (first, second) = if bc <= oc { (bc, oc) } else { (oc, bc) };
+                (Some(format!("({first}) & ({second})")), context::and(bp, op))
+            }
+        })
+    }
+
+    fn entity(&self, r: &quick_xml::events::BytesRef) -> Result<String, String> {
+        if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+            return Ok(c.to_string());
+        }
+        let name: &str = r;
+        if let Some(v) = quick_xml::escape::resolve_predefined_entity(name) {
+            return Ok(v.to_string());
+        }
+        self.entities.get(name).cloned().ok_or_else(|| format!("unknown entity '&{name};'"))
+    }
+
+    /// Resolve context alternatives: the highest priority wins; equal priority with a
+    /// different value or context is a conflict.
+    fn resolve(self) -> Result<Component, ScanError> {
+        let mut winners: IndexMap<String, Occurrence> = IndexMap::new();
+        for occ in self.occurrences {
+            match winners.entry(occ.res.name.clone()) {
+                Entry::Vacant(v) => {
+                    v.insert(occ);
+                }
+                Entry::Occupied(mut o) => {
+                    let w = o.get();
+                    if occ.priority > w.priority {
+                        o.insert(occ);
+                    } else if occ.priority == w.priority && (occ.res.value != w.res.value || occ.context != w.context) {
+                        return Err(ScanError {
+                            offset: occ.offset,
+                            element: format!("lcfg/components/{}/{}", self.comp, occ.res.path.join("/")),
+                            kind: ProfileErrorKind::Conflict {
+                                component: self.comp.to_string(),
+                                resource: occ.res.name.clone(),
+                                first: w.res.value.clone(),
+                                second: occ.res.value,
+                                priority: occ.priority,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Component::from_resources(self.comp, winners.into_values().map(|o| o.res).collect()))
+    }
+}
+
+fn xml_error(e: quick_xml::Error) -> ProfileErrorKind {
+    match e {
+        quick_xml::Error::Syntax(s) => ProfileErrorKind::Truncated(s.to_string()),
+        other => ProfileErrorKind::Xml(other.to_string()),
+    }
+}
+
+fn parse_templates(attr: &str) -> Result<Vec<Template>, String> {
+    attr.split_whitespace()
+        .map(|t| {
+            let Some(i) = t.find("_$") else {
+                return Err(format!("template '{t}' has no '_$' placeholder"));
+            };
+            Ok(Template { text: t.to_string(), field: t[..i].to_string(), dollars: t.matches('$').count() })
+        })
+        .collect()
+}
+
+/// Substitute tags into a template, working from the tail: the last `$` gets the
+/// innermost (last) tag, as lcfg-core does.
+fn substitute(t: &Template, tags: &[String]) -> Result<String, String> {
+    if t.dollars > tags.len() {
+        return Err(format!("insufficient tags for template '{}'", t.text));
+    }
+    let mut used = tags[tags.len() - t.dollars..].iter();
+    let mut out = String::with_capacity(t.text.len() + 16);
+    for c in t.text.chars() {
+        match c {
+            // The count of '$' equals the number of tags taken, so `used` has one here.
+            '$' => out.push_str(used.next().map(String::as_str).unwrap_or_default()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_type(t: &str) -> Option<ResourceType> {
+    let t = t.trim().trim_start_matches('%');
+    [
+        ("integer", ResourceType::Integer),
+        ("boolean", ResourceType::Boolean),
+        ("list", ResourceType::List),
+        ("publish", ResourceType::Publish),
+        ("subscribe", ResourceType::Subscribe),
+        ("string", ResourceType::String),
+    ]
+    .into_iter()
+    .find(|(word, _)| t.starts_with(word))
+    .map(|(_, ty)| ty)
+}
+
+fn canonical(rtype: ResourceType, value: String) -> Result<String, String> {
+    match rtype {
+        ResourceType::Boolean => match value.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => Ok("yes".into()),
+            "no" | "false" | "off" | "0" | "" => Ok(String::new()),
+            _ => Err(format!("invalid value '{value}' for boolean resource")),
+        },
+        ResourceType::Integer => {
+            let digits = value.strip_prefix('-').unwrap_or(&value);
+            let ok = value.is_empty()
+                || (!digits.is_empty()
+                    && digits.bytes().all(|c| c.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0')));
+            if ok { Ok(value) } else { Err(format!("invalid value '{value}' for integer resource")) }
+        }
+        _ => Ok(value),
+    }
+}

@@ -1,0 +1,438 @@
+//! The skeleton scan: finds `<lcfg>`, its metadata and the byte span of every component,
+//! and passes over everything else (the package list, unmonitored components) without
+//! tokenising it.
+//!
+//! Why skipping is safe: in XML a raw `<` may not appear in text or in attribute values.
+//! So, in a region that holds no `<!` (comment, CDATA, DOCTYPE) and no `<?` (processing
+//! instruction), every `</name` is a real end tag, and if the region also holds no start
+//! tag `<name`, the first `</name>` closes the element we are skipping. When a region fails
+//! that test we fall back to a careful scan that knows about comments, CDATA and quotes.
+//! Skipped regions are checked for structure only, not for full well-formedness; the
+//! components that are parsed go through quick-xml in full.
+
+use std::collections::HashMap;
+
+use memchr::memmem;
+use quick_xml::events::Event;
+
+use super::error::{ProfileError, ProfileErrorKind};
+
+/// Byte span of one component element, from its `<` to after its closing `>`.
+#[derive(Debug, Clone)]
+pub(crate) struct Span {
+    pub name: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// What the scan found.
+#[derive(Debug, Default)]
+pub(crate) struct Skeleton {
+    pub meta: Vec<(String, String)>,
+    pub components: Vec<Span>,
+    /// Internal entities declared in the DOCTYPE.
+    pub entities: HashMap<String, String>,
+}
+
+type ScanResult<T> = Result<T, ProfileErrorKind>;
+
+/// A failure at a byte position, turned into a [`ProfileError`] by the caller.
+pub(crate) struct ScanError {
+    pub offset: usize,
+    pub element: String,
+    pub kind: ProfileErrorKind,
+}
+
+impl ScanError {
+    pub fn into_profile_error(self, file: &std::path::Path, doc: &[u8]) -> ProfileError {
+        ProfileError::new(file, self.kind).at(doc, self.offset).in_element(self.element)
+    }
+}
+
+fn err(offset: usize, element: &str, kind: ProfileErrorKind) -> ScanError {
+    ScanError { offset, element: element.to_string(), kind }
+}
+
+/// Scan a whole (decompressed) profile document.
+pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
+    let mut skel = Skeleton::default();
+    let (root, lcfg_content) = find_lcfg(doc, &mut skel.entities)?;
+    let mut pos = lcfg_content;
+    let here = "lcfg";
+    loop {
+        pos = skip_ws(doc, pos);
+        if pos >= doc.len() {
+            return Err(err(pos, here, ProfileErrorKind::Truncated("<lcfg> is not closed".into())));
+        }
+        if doc[pos] != b'<' {
+            return Err(err(pos, here, ProfileErrorKind::Xml("unexpected text inside <lcfg>".into())));
+        }
+        let m = markup_at(doc, pos).map_err(|k| err(pos, here, k))?;
+        match m {
+            Markup::Other { end } => pos = end,
+            Markup::End { name, end } => {
+                if name != b"lcfg" {
+                    return Err(err(pos, here, mismatched(b"lcfg", name)));
+                }
+                pos = end;
+                break;
+            }
+            Markup::Start { name, end, empty } => {
+                let name_s = String::from_utf8_lossy(name).into_owned();
+                if empty {
+                    pos = end;
+                    continue;
+                }
+                match name {
+                    b"components" => pos = scan_components(doc, end, &mut skel.components)?,
+                    b"packages" => {
+                        pos = skip_element(doc, end, name).map_err(|k| err(pos, "lcfg/packages", k))?;
+                    }
+                    _ => {
+                        let close = skip_element(doc, end, name).map_err(|k| err(pos, &name_s, k))?;
+                        let inner = &doc[end..close - name.len() - 3];
+                        if memchr::memchr(b'<', inner).is_none() {
+                            let text = std::str::from_utf8(inner)
+                                .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
+                            let text = quick_xml::escape::unescape(text)
+                                .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
+                            skel.meta.push((name_s, text.into_owned()));
+                        }
+                        pos = close;
+                    }
+                }
+            }
+        }
+    }
+    check_tail(doc, pos, root.as_deref())?;
+    Ok(skel)
+}
+
+/// Walk the prolog with quick-xml (it knows DOCTYPE internal subsets) up to `<lcfg>`.
+/// Returns the root element's name (`None` when `<lcfg>` is the root) and the position
+/// just after the `<lcfg>` start tag.
+fn find_lcfg(doc: &[u8], entities: &mut HashMap<String, String>) -> Result<(Option<Vec<u8>>, usize), ScanError> {
+    let mut reader = quick_xml::Reader::from_reader(doc);
+    reader.config_mut().check_end_names = false;
+    let mut root: Option<Vec<u8>> = None;
+    loop {
+        let before = reader.buffer_position() as usize;
+        let ev = reader
+            .read_event()
+            .map_err(|e| err(reader.error_position() as usize, "", ProfileErrorKind::Xml(e.to_string())))?;
+        match ev {
+            Event::Start(e) => {
+                let name = e.name().as_ref().as_bytes().to_vec();
+                if name == b"lcfg" {
+                    return Ok((root, reader.buffer_position() as usize));
+                }
+                if root.is_some() {
+                    // Another element under the root, before <lcfg>: pass over it.
+                    let end = skip_element(doc, reader.buffer_position() as usize, &name)
+                        .map_err(|k| err(before, &String::from_utf8_lossy(&name), k))?;
+                    reader = reader_at(doc, end);
+                    continue;
+                }
+                root = Some(name);
+            }
+            Event::Empty(e) if root.is_none() => {
+                return Err(err(
+                    before,
+                    e.name().as_ref(),
+                    ProfileErrorKind::NotAProfile("the document element is empty".into()),
+                ));
+            }
+            Event::DocType(d) => collect_entities(&d.xml10_content(), entities),
+            Event::End(_) | Event::Eof => {
+                let what = if doc.iter().all(u8::is_ascii_whitespace) { "the file is empty" } else { "no <lcfg> element" };
+                return Err(err(before, "", ProfileErrorKind::NotAProfile(what.into())));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A fresh reader positioned at `pos`. Used only in the prolog, where no state matters.
+fn reader_at(doc: &[u8], pos: usize) -> quick_xml::Reader<&[u8]> {
+    let mut r = quick_xml::Reader::from_reader(&doc[pos..]);
+    r.config_mut().check_end_names = false;
+    r
+}
+
+/// `<!ENTITY name "value">` declarations of the internal subset. Parameter and
+/// external entities are not supported; a reference to one is an error later.
+fn collect_entities(text: &str, entities: &mut HashMap<String, String>) {
+    for decl in text.split("<!ENTITY").skip(1) {
+        let decl = decl.trim_start();
+        if decl.starts_with('%') {
+            continue;
+        }
+        let name: String = decl.chars().take_while(|c| !c.is_whitespace()).collect();
+        let rest = decl[name.len()..].trim_start();
+        let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else { continue };
+        if let Some(len) = rest[1..].find(q) {
+            entities.insert(name, rest[1..1 + len].to_string());
+        }
+    }
+}
+
+fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<usize, ScanError> {
+    let here = "lcfg/components";
+    loop {
+        pos = skip_ws(doc, pos);
+        if pos >= doc.len() {
+            return Err(err(pos, here, ProfileErrorKind::Truncated("<components> is not closed".into())));
+        }
+        if doc[pos] != b'<' {
+            return Err(err(pos, here, ProfileErrorKind::Xml("unexpected text inside <components>".into())));
+        }
+        let start = pos;
+        match markup_at(doc, pos).map_err(|k| err(pos, here, k))? {
+            Markup::Other { end } => pos = end,
+            Markup::End { name, end } => {
+                if name != b"components" {
+                    return Err(err(pos, here, mismatched(b"components", name)));
+                }
+                return Ok(end);
+            }
+            Markup::Start { name, end, empty } => {
+                let name_s = String::from_utf8_lossy(name).into_owned();
+                if !valid_name(&name_s) {
+                    return Err(err(pos, here, ProfileErrorKind::InvalidName { what: "component", name: name_s }));
+                }
+                if empty {
+                    pos = end;
+                    continue;
+                }
+                let element = format!("{here}/{name_s}");
+                let close = skip_element(doc, end, name).map_err(|k| err(start, &element, k))?;
+                out.push(Span { name: name_s, start, end: close });
+                pos = close;
+            }
+        }
+    }
+}
+
+/// After `</lcfg>`: the root's end tag (unless `<lcfg>` was the root), then only
+/// white space, comments and processing instructions.
+fn check_tail(doc: &[u8], mut pos: usize, root: Option<&[u8]>) -> Result<(), ScanError> {
+    let mut open = root;
+    loop {
+        pos = skip_ws(doc, pos);
+        if pos >= doc.len() {
+            return match open {
+                None => Ok(()),
+                Some(r) => Err(err(
+                    pos,
+                    &String::from_utf8_lossy(r),
+                    ProfileErrorKind::Truncated(format!("</{}> is missing", String::from_utf8_lossy(r))),
+                )),
+            };
+        }
+        if doc[pos] != b'<' {
+            return Err(err(pos, "", ProfileErrorKind::Xml("text after </lcfg>".into())));
+        }
+        match markup_at(doc, pos).map_err(|k| err(pos, "", k))? {
+            Markup::Other { end } => pos = end,
+            Markup::End { name, end } if open == Some(name) => {
+                open = None;
+                pos = end;
+            }
+            _ => return Err(err(pos, "", ProfileErrorKind::Xml("unexpected markup after </lcfg>".into()))),
+        }
+    }
+}
+
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn mismatched(expected: &[u8], found: &[u8]) -> ProfileErrorKind {
+    ProfileErrorKind::Xml(format!(
+        "expected </{}>, found </{}>",
+        String::from_utf8_lossy(expected),
+        String::from_utf8_lossy(found)
+    ))
+}
+
+fn skip_ws(doc: &[u8], mut pos: usize) -> usize {
+    while pos < doc.len() && doc[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    pos
+}
+
+enum Markup<'a> {
+    /// A start tag; `end` is just after its `>`.
+    Start { name: &'a [u8], end: usize, empty: bool },
+    End { name: &'a [u8], end: usize },
+    /// Comment, CDATA or processing instruction.
+    Other { end: usize },
+}
+
+fn find_from(doc: &[u8], from: usize, pat: &[u8]) -> ScanResult<usize> {
+    memmem::find(&doc[from..], pat)
+        .map(|i| from + i + pat.len())
+        .ok_or_else(|| ProfileErrorKind::Truncated(format!("missing {:?}", String::from_utf8_lossy(pat))))
+}
+
+fn name_end(doc: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < doc.len() && !matches!(doc[i], b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') {
+        i += 1;
+    }
+    i
+}
+
+/// Classify the markup that starts at `doc[pos] == b'<'`.
+fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
+    let rest = &doc[pos..];
+    if rest.starts_with(b"<!--") {
+        return Ok(Markup::Other { end: find_from(doc, pos + 4, b"-->")? });
+    }
+    if rest.starts_with(b"<![CDATA[") {
+        return Ok(Markup::Other { end: find_from(doc, pos + 9, b"]]>")? });
+    }
+    if rest.starts_with(b"<?") {
+        return Ok(Markup::Other { end: find_from(doc, pos + 2, b"?>")? });
+    }
+    if rest.starts_with(b"<!") {
+        return Err(ProfileErrorKind::Xml("unexpected declaration inside the document".into()));
+    }
+    if rest.starts_with(b"</") {
+        let ne = name_end(doc, pos + 2);
+        let gt = skip_ws(doc, ne);
+        if gt >= doc.len() {
+            return Err(ProfileErrorKind::Truncated("end tag is not closed".into()));
+        }
+        if doc[gt] != b'>' {
+            return Err(ProfileErrorKind::Xml("malformed end tag".into()));
+        }
+        return Ok(Markup::End { name: &doc[pos + 2..ne], end: gt + 1 });
+    }
+    let ne = name_end(doc, pos + 1);
+    if ne == pos + 1 {
+        return Err(ProfileErrorKind::Xml("malformed start tag".into()));
+    }
+    // Find the closing '>' outside quoted attribute values.
+    let mut i = ne;
+    loop {
+        let Some(off) = memchr::memchr3(b'>', b'"', b'\'', &doc[i..]) else {
+            return Err(ProfileErrorKind::Truncated("start tag is not closed".into()));
+        };
+        let at = i + off;
+        match doc[at] {
+            b'>' => {
+                let empty = doc[at - 1] == b'/';
+                return Ok(Markup::Start { name: &doc[pos + 1..ne], end: at + 1, empty });
+            }
+            q => {
+                let Some(close) = memchr::memchr(q, &doc[at + 1..]) else {
+                    return Err(ProfileErrorKind::Truncated("attribute value is not closed".into()));
+                };
+                i = at + 1 + close + 1;
+            }
+        }
+    }
+}
+
+/// Skip the content of element `name` whose start tag ends at `from`; returns the
+/// position just after its end tag.
+pub(crate) fn skip_element(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<usize> {
+    if let Some(end) = skip_fast(doc, from, name) {
+        return Ok(end);
+    }
+    skip_careful(doc, from, name)
+}
+
+/// The memmem fast path; `None` when the region needs the careful scan.
+fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+    let mut close = Vec::with_capacity(name.len() + 2);
+    close.extend_from_slice(b"</");
+    close.extend_from_slice(name);
+    let finder = memmem::Finder::new(&close);
+    let mut search = from;
+    let (cand, end) = loop {
+        let cand = search + finder.find(&doc[search..])?;
+        let after = cand + close.len();
+        match doc.get(after) {
+            Some(b'>') => break (cand, after + 1),
+            Some(c) if c.is_ascii_whitespace() => {
+                let gt = skip_ws(doc, after);
+                if doc.get(gt) == Some(&b'>') {
+                    break (cand, gt + 1);
+                }
+                return None;
+            }
+            Some(_) => search = cand + 1,
+            None => return None,
+        }
+    };
+    let region = &doc[from..cand];
+    if memmem::find(region, b"<!").is_some() || memmem::find(region, b"<?").is_some() {
+        return None;
+    }
+    // A nested element of the same name would make the first end tag its own.
+    let mut open = Vec::with_capacity(name.len() + 1);
+    open.push(b'<');
+    open.extend_from_slice(name);
+    for i in memmem::find_iter(region, &open) {
+        if matches!(region.get(i + open.len()), None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')) {
+            return None;
+        }
+    }
+    Some(end)
+}
+
+/// Depth-counting scan that understands comments, CDATA, PIs and quoted attributes.
+fn skip_careful(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<usize> {
+    let mut depth = 1usize;
+    let mut pos = from;
+    loop {
+        let Some(off) = memchr::memchr(b'<', &doc[pos..]) else {
+            return Err(ProfileErrorKind::Truncated(format!("<{}> is not closed", String::from_utf8_lossy(name))));
+        };
+        pos += off;
+        match markup_at(doc, pos)? {
+            Markup::Other { end } => pos = end,
+            Markup::Start { end, empty, .. } => {
+                if !empty {
+                    depth += 1;
+                }
+                pos = end;
+            }
+            Markup::End { name: n, end } => {
+                depth -= 1;
+                if depth == 0 {
+                    if n != name {
+                        return Err(mismatched(name, n));
+                    }
+                    return Ok(end);
+                }
+                pos = end;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_and_careful_skips_agree() {
+        let doc = b"<a x='>'><b>t</b><a>nested</a></a>tail";
+        assert_eq!(skip_element(doc, 9, b"a").unwrap(), doc.len() - 4);
+        let doc = b"<a><!-- </a> --><![CDATA[</a>]]></a>tail";
+        assert_eq!(skip_element(doc, 3, b"a").unwrap(), 36);
+        let doc = b"<p><package><name>x</name></package></packages >";
+        assert_eq!(skip_element(doc, 3, b"packages").unwrap(), doc.len());
+    }
+
+    #[test]
+    fn truncated_region_is_an_error() {
+        let doc = b"<a><b>text";
+        assert!(skip_element(doc, 3, b"a").is_err());
+    }
+}
