@@ -1,0 +1,92 @@
+//! `monitor-test`: run one translator on one profile and show what it produces, or
+//! dump a profile's resources in flat LCFG form.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor_core::profile::{Select, dump, read_profile};
+use monitor_core::translator::{Context, Translator};
+
+/// Run one translator on one profile, as `lcfg-monitor-test` did.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Print the machine name and every active resource as `component.resource=value`.
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = ["component", "profile"])]
+    dump: Option<PathBuf>,
+    /// The component whose translator to run.
+    #[arg(required_unless_present = "dump")]
+    component: Option<String>,
+    /// The profile (`.xml` or `.xml.gz`).
+    #[arg(required_unless_present = "dump")]
+    profile: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    monitor_compile::init_logging("warn");
+    if let Some(file) = &args.dump {
+        return match read_profile(file, Select::All) {
+            Ok(p) => {
+                println!("{}", p.machine);
+                print!("{}", dump(&p));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("monitor-test: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // clap guarantees both positionals when --dump is absent.
+    let (Some(component), Some(file)) = (&args.component, &args.profile) else {
+        return ExitCode::FAILURE;
+    };
+    let mut translator: Box<dyn Translator> =
+        match monitor_compile::builtin_translators().into_iter().find(|t| t.component() == component) {
+            Some(t) => t,
+            None => {
+                eprintln!("monitor-test: no translator for component {component}");
+                return ExitCode::FAILURE;
+            }
+        };
+    println!("# translator: {} {} (built in)", translator.component(), translator.version());
+    match run(translator.as_mut(), component, file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("monitor-test: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(t: &mut dyn Translator, component: &str, file: &PathBuf) -> Result<(), String> {
+    let profile = read_profile(file, Select::Monitoring).map_err(|e| e.to_string())?;
+    println!("# machine: {}", profile.machine);
+    if !profile.monitored.iter().any(|c| c == component) {
+        println!("# note: {component} is not listed in nagios_client.components of this profile");
+    }
+    let start = t.start_pass().map_err(|e| format!("start_pass: {e}"))?;
+    start.check().map_err(|e| format!("start_pass output: {e}"))?;
+    println!("\n## start_pass\n{}", start.render().trim_end());
+    let empty = monitor_core::profile::Component::default();
+    let comp = profile.component(component).unwrap_or(&empty);
+    let mut ctx = Context::new(&profile.machine, component);
+    let out = t
+        .translate(&profile.machine, comp, &mut ctx)
+        .map_err(|e| format!("{} {component}: translate: {e}", profile.machine))?;
+    out.check().map_err(|e| format!("{} {component}: unsafe output: {e}", profile.machine))?;
+    println!("\n## translate\n{}", out.render().trim_end());
+    let finish = t.finish_pass().map_err(|e| format!("finish_pass: {e}"))?;
+    println!("\n## finish_pass\n{}", finish.render().trim_end());
+    println!("\n## registrations");
+    for r in ctx.registrations() {
+        println!("{r}");
+    }
+    println!("\n## warnings");
+    for w in ctx.warnings() {
+        println!("{w}");
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Shared pieces of the `monitor-compile` and `monitor-test` binaries: the built-in
+//! translator set, logging setup and the human summary. Everything that compiles
+//! lives in `monitor-core`; this crate only parses arguments and prints.
+
+use monitor_core::engine::PassReport;
+use monitor_core::translator::Translator;
+
+/// The translators compiled into the binaries, one per component.
+pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
+    vec![Box::new(translator_kerberos::Kerberos), Box::new(translator_jabberd::Jabberd)]
+}
+
+/// Log through `tracing` to stderr. `RUST_LOG` overrides the default level.
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// The human summary of a pass, for stderr.
+pub fn summary(report: &PassReport) -> String {
+    let mut s = format!(
+        "monitor-compile: {} machines, {} services, {} errors, {} warnings, {} unknown components ({} files: {} parsed, {} translate calls, {} from cache)\n",
+        report.machines,
+        report.services,
+        report.errors.len(),
+        report.warnings.len(),
+        report.unknown_components.len(),
+        report.files,
+        report.parsed,
+        report.translated,
+        report.cache_hits,
+    );
+    for e in &report.errors {
+        s.push_str(&format!("error: {e}\n"));
+    }
+    for w in &report.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for u in &report.unknown_components {
+        s.push_str(&format!("unknown component: {u}\n"));
+    }
+    s
+}

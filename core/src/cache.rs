@@ -1,0 +1,102 @@
+//! The fragment cache: what each profile file produced last time, keyed by the blake3
+//! hash of its bytes and the identity of the translators that ran.
+//!
+//! An entry is reused when the file's hash and every translator identity match; then the
+//! machine is neither parsed nor translated, and its recorded registrations are replayed
+//! to the managers. An entry also remembers the last *good* result, so that a machine
+//! whose new profile is broken keeps its previous configuration.
+//!
+//! The cache is plain serde data, so it can be persisted as it is.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::nagios::Bundle;
+use crate::translator::Registration;
+
+/// Who produced a component's fragments: part of the cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TranslatorId {
+    pub component: String,
+    pub version: String,
+    /// Where the code came from: `builtin`, or the blake3 of a plugin library.
+    pub origin: String,
+}
+
+impl std::fmt::Display for TranslatorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.component, self.version, self.origin)
+    }
+}
+
+/// What one translator produced for one machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translated {
+    pub fragments: Bundle,
+    pub registrations: Vec<Registration>,
+    pub warnings: Vec<String>,
+}
+
+/// One monitored component of one machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRecord {
+    pub component: String,
+    /// `None` when no translator serves the component.
+    pub translator: Option<TranslatorId>,
+    /// The last good output (possibly from an earlier profile when `error` is set).
+    pub good: Option<Translated>,
+    /// The error of the latest attempt, if it failed.
+    pub error: Option<String>,
+}
+
+/// The last successful parse of a machine's profile, with its components.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    pub machine: String,
+    pub components: Vec<ComponentRecord>,
+}
+
+/// Everything remembered about one profile file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// blake3 of the file's bytes as last read.
+    pub hash: [u8; 32],
+    /// The last good machine record.
+    pub record: Option<MachineRecord>,
+    /// Why the file's current bytes could not be parsed, if they could not.
+    pub profile_error: Option<String>,
+}
+
+/// The whole cache: one entry per profile file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FragmentCache {
+    pub entries: HashMap<PathBuf, Entry>,
+}
+
+impl FragmentCache {
+    pub fn get(&self, file: &std::path::Path) -> Option<&Entry> {
+        self.entries.get(file)
+    }
+
+    /// True when `entry` can be reused for a file whose bytes hash to `hash`, given
+    /// the current translators (`current(component)` gives the identity, if any, and
+    /// whether it must always run).
+    pub fn reusable(entry: &Entry, hash: &[u8; 32], current: impl Fn(&str) -> (Option<TranslatorId>, bool)) -> bool {
+        if &entry.hash != hash {
+            return false;
+        }
+        let Some(record) = &entry.record else {
+            // The same broken bytes: the error stands.
+            return entry.profile_error.is_some();
+        };
+        if entry.profile_error.is_some() {
+            return true;
+        }
+        record.components.iter().all(|c| {
+            let (id, always) = current(&c.component);
+            !always && id == c.translator
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Our own checks, run before Nagios sees the output. They catch what `nagios -v` only
+//! warns about (a duplicate host + service_description silently keeps one), and name
+//! the translator and machine responsible, which Nagios cannot.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::nagios::{Bundle, Object, ObjectKind};
+
+/// The objects defined anywhere in the pass, for reference checks.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    /// (kind, name) → who defined it.
+    named: HashMap<(ObjectKind, String), String>,
+    /// Templates (`name` + `register 0`) by kind.
+    templates: HashSet<(ObjectKind, String)>,
+    /// (host, service_description) → who defined it.
+    services: HashMap<(String, String), String>,
+}
+
+impl Definitions {
+    /// Record the named objects of `bundle`; a name defined twice is an error for the
+    /// later source, naming both.
+    pub fn define(&mut self, bundle: &Bundle, source: &str) -> Result<(), String> {
+        let mut errors = Vec::new();
+        let mut added: Vec<(ObjectKind, String)> = Vec::new();
+        for o in bundle {
+            if o.is_template() {
+                if let Some(n) = o.get_str("name") {
+                    self.templates.insert((o.kind, n.to_string()));
+                }
+                continue;
+            }
+            if let Some(n) = o.kind.name_directive().and_then(|d| o.get_str(d)) {
+                let key = (o.kind, n.to_string());
+                if let Some(first) = self.named.get(&key) {
+                    errors.push(format!("{} '{n}' is defined by both {first} and {source}", o.kind.keyword()));
+                } else {
+                    self.named.insert(key.clone(), source.to_string());
+                    added.push(key);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            for k in added {
+                self.named.remove(&k);
+            }
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Add a contact group defined by the user manager.
+    pub fn define_group(&mut self, group: &str) {
+        self.named.entry((ObjectKind::ContactGroup, group.to_string())).or_insert_with(|| "the user manager".into());
+    }
+
+    pub fn is_defined(&self, kind: ObjectKind, name: &str) -> bool {
+        self.named.contains_key(&(kind, name.to_string()))
+    }
+
+    /// Check the references and service identities of `bundle`. On success the
+    /// bundle's services are recorded, so a later duplicate is caught.
+    pub fn check_references(&mut self, bundle: &Bundle, source: &str) -> Result<(), String> {
+        let mut errors = Vec::new();
+        let mut seen = Vec::new();
+        for o in bundle {
+            self.check_object(o, &mut errors);
+            if o.kind == ObjectKind::Service && !o.is_template() {
+                match (o.get_str("host_name"), o.get_str("service_description")) {
+                    (Some(h), Some(d)) => {
+                        let key = (h.to_string(), d.to_string());
+                        let first = match self.services.get(&key) {
+                            Some(first) => Some(first.as_str()),
+                            None if seen.contains(&key) => Some(source),
+                            None => None,
+                        };
+                        match first {
+                            Some(first) => errors
+                                .push(format!("duplicate service '{d}' on host {h}: defined by {first} and by {source}")),
+                            None => seen.push(key),
+                        }
+                    }
+                    _ => errors.push("a service needs host_name and service_description".into()),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        for key in seen {
+            self.services.insert(key, source.to_string());
+        }
+        Ok(())
+    }
+
+    fn check_object(&self, o: &Object, errors: &mut Vec<String>) {
+        let kind = o.kind.keyword();
+        let need = |k: ObjectKind, directive: &str, errors: &mut Vec<String>| {
+            if let Some(v) = o.get(directive) {
+                for n in v.names() {
+                    if !self.is_defined(k, n) {
+                        errors.push(format!("{kind} refers to undefined {} '{n}' in {directive}", k.keyword()));
+                    }
+                }
+            }
+        };
+        if let Some(v) = o.get("use") {
+            for n in v.names() {
+                if !self.templates.contains(&(o.kind, n.to_string())) {
+                    errors.push(format!("{kind} uses undefined template '{n}'"));
+                }
+            }
+        }
+        need(ObjectKind::Command, "check_command", errors);
+        need(ObjectKind::Command, "event_handler", errors);
+        need(ObjectKind::Command, "host_notification_commands", errors);
+        need(ObjectKind::Command, "service_notification_commands", errors);
+        need(ObjectKind::ContactGroup, "contact_groups", errors);
+        need(ObjectKind::Contact, "contacts", errors);
+        need(ObjectKind::TimePeriod, "check_period", errors);
+        need(ObjectKind::TimePeriod, "notification_period", errors);
+        need(ObjectKind::TimePeriod, "escalation_period", errors);
+        match o.kind {
+            ObjectKind::Service | ObjectKind::ServiceEscalation => need(ObjectKind::Host, "host_name", errors),
+            ObjectKind::ServiceDependency => {
+                need(ObjectKind::Host, "host_name", errors);
+                need(ObjectKind::Host, "dependent_host_name", errors);
+            }
+            _ => {}
+        }
+        if let Some(name_dir) = o.kind.name_directive()
+            && !o.is_template()
+            && o.get(name_dir).is_none()
+        {
+            errors.push(format!("{kind} has no {name_dir}"));
+        }
+    }
+}

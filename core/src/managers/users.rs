@@ -1,0 +1,78 @@
+//! The user manager: defines every contact once, and every contact group registered in
+//! the pass exactly once, with its members from the users source.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::base::GENERIC_CONTACT;
+use crate::nagios::{Bundle, Contact, ContactGroup};
+use crate::translator::Registration;
+use crate::users::ContactInfo;
+
+use super::Registered;
+
+/// What the user manager produced.
+#[derive(Debug, Default)]
+pub struct UsersOutput {
+    pub objects: Bundle,
+    /// Every contact group defined (the registered ones).
+    pub groups: BTreeSet<String>,
+    /// Contacts that could not be defined, and why.
+    pub errors: Vec<String>,
+}
+
+/// Assemble contacts and contact groups.
+pub fn assemble<'a>(registered: impl IntoIterator<Item = Registered<'a>>, contacts: &[ContactInfo]) -> UsersOutput {
+    let mut out = UsersOutput::default();
+    for r in registered {
+        for reg in r.registrations {
+            if let Registration::ContactGroup { group } = reg {
+                out.groups.insert(group.clone());
+            }
+        }
+    }
+    let mut members: BTreeMap<&str, Vec<&str>> = out.groups.iter().map(|g| (g.as_str(), Vec::new())).collect();
+    for c in contacts {
+        let contact = contact_object(c);
+        if let Err(e) = contact.object().check() {
+            out.errors.push(format!("contact {}: {e}", c.name));
+            continue;
+        }
+        out.objects.push(contact);
+        for g in &c.groups {
+            if let Some(m) = members.get_mut(g.as_str()) {
+                m.push(&c.name);
+            }
+        }
+    }
+    for (group, mut m) in members {
+        m.sort_unstable();
+        m.dedup();
+        let obj = ContactGroup::new(group).members(m);
+        if let Err(e) = obj.object().check() {
+            out.errors.push(format!("contact group {group}: {e}"));
+            continue;
+        }
+        out.objects.push(obj);
+    }
+    out
+}
+
+fn contact_object(c: &ContactInfo) -> Contact {
+    let mut host_cmds = vec!["notify-host-by-email".to_string()];
+    let mut svc_cmds = vec!["notify-service-by-email".to_string()];
+    let mut contact = Contact::new(GENERIC_CONTACT, &c.name).alias(c.alias.clone().unwrap_or_else(|| c.name.clone()));
+    if let Some(email) = &c.email {
+        contact = contact.email(email);
+    }
+    if let Some(jid) = &c.xmpp {
+        contact = contact.text("address1", jid);
+        host_cmds.push("notify-host-by-xmpp".into());
+        svc_cmds.push("notify-service-by-xmpp".into());
+    }
+    if let Some(slack) = &c.slack {
+        contact = contact.text("address2", slack);
+        host_cmds.push("notify-host-by-slack".into());
+        svc_cmds.push("notify-service-by-slack".into());
+    }
+    contact.host_notification_commands(host_cmds).service_notification_commands(svc_cmds)
+}

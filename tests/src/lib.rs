@@ -1,0 +1,71 @@
+//! Shared fixtures for the end-to-end tests: the sample fleet, profile builders and the
+//! real Nagios binary. Tests that need Nagios fail (never skip) when it is missing:
+//! `.ci/run` installs `nagios4-core`.
+
+use std::path::{Path, PathBuf};
+
+use monitor_core::base::BaseConfig;
+use monitor_core::engine::Engine;
+use monitor_core::translator::Translator;
+use monitor_core::users::TomlUsers;
+
+/// The repository's `profiles-sample/` directory.
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample")
+}
+
+/// The Nagios binary: `$NAGIOS_BIN` or Debian's `/usr/sbin/nagios4`.
+pub fn nagios_bin() -> PathBuf {
+    let bin = std::env::var_os("NAGIOS_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/sbin/nagios4"));
+    assert!(bin.exists(), "{} is missing: install nagios4-core (as .ci/run does)", bin.display());
+    bin
+}
+
+/// The built-in translators.
+pub fn translators() -> Vec<Box<dyn Translator>> {
+    vec![Box::new(translator_kerberos::Kerberos), Box::new(translator_jabberd::Jabberd)]
+}
+
+/// An engine over the built-in translators and the sample users.
+pub fn engine() -> Engine {
+    Engine::new(translators(), Box::new(TomlUsers::new(samples().join("users.toml"))), BaseConfig::default())
+}
+
+/// A profile document for machine `node`.example.org with the given component XML;
+/// `monitored` goes into `nagios_client.components`.
+pub fn profile_xml(node: &str, monitored: &str, components: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<profile xmlns="http://www.lcfg.org/namespace/profile-1.0" xmlns:cfg="http://www.lcfg.org/namespace/profile-1.0">
+ <lcfg>
+  <published_by>lcfgsrv1.example.org</published_by>
+  <components>
+   <profile>
+    <node>{node}</node>
+    <domain>example.org</domain>
+   </profile>
+{components}
+   <nagios_client>
+    <components>{monitored}</components>
+   </nagios_client>
+  </components>
+  <packages>
+   <package><name>lcfg-nagios-client</name><v>*</v><r>*</r></package>
+  </packages>
+ </lcfg>
+</profile>
+"#
+    )
+}
+
+/// A KDC component.
+pub fn kerberos_xml(kind: &str, realm: &str, groups: &str) -> String {
+    format!("   <kerberos><type>{kind}</type><realm>{realm}</realm><nagios_groups>{groups}</nagios_groups></kerberos>")
+}
+
+/// Copy the sample profiles (not users.toml) into `dir`.
+pub fn copy_samples(dir: &Path) {
+    for f in ["kdc1.xml", "jabber1.xml", "web1.xml"] {
+        std::fs::copy(samples().join(f), dir.join(f)).expect("copy sample");
+    }
+}

@@ -1,0 +1,95 @@
+//! Translator for the LCFG `kerberos` component: monitors a machine's Kerberos KDC.
+//!
+//! For a machine whose `kerberos.type` is `master` or `slave`, it emits one service,
+//! `Kerberos KDC`, checked by the `check_kdc` plugin, which asks the KDC on the machine
+//! for a ticket for the monitoring principal in the machine's realm. `start_pass`
+//! defines the `check_kdc` command once per pass.
+//!
+//! Resources read:
+//! - `type` (required): `master` or `slave`; anything else is warned about and the
+//!   machine is not monitored;
+//! - `realm` (required): the realm the KDC serves;
+//! - `nagios_principal` (optional): the principal the check authenticates as, by
+//!   default `nagios/monitor@<realm>`;
+//! - `nagios_keytab` (optional): the keytab on the monitoring server holding that
+//!   principal's key, by default `/etc/nagios4/krb5.keytab`;
+//! - `nagios_groups` (required): the contact groups to notify.
+//!
+//! It deliberately does not monitor `kprop` propagation to the slaves, does not group the
+//! KDCs of a realm into a cluster, does not add escalations (the Perl translator's
+//! `mergeEscalation`), and does not use the monitoring server's own host name (the Perl
+//! `Sys::Hostname`): the principal comes from the profile or the default above. Values
+//! are passed through as check command arguments; the SDK escapes them when written
+//! and refuses any that cannot be written safely.
+
+use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts};
+use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_core::profile::Component;
+use monitor_core::translator::{Context, TranslateError, Translator};
+
+/// The `check_kdc` command name.
+pub const CHECK_KDC: &str = "check_kdc";
+/// The `check_kdc` command line: `$ARG1$` realm, `$ARG2$` principal, `$ARG3$` keytab.
+pub const CHECK_KDC_LINE: &str = "$USER1$/check_kdc -H $HOSTADDRESS$ -r $ARG1$ -P $ARG2$ -k $ARG3$";
+/// The keytab used when `nagios_keytab` is unset.
+pub const DEFAULT_KEYTAB: &str = "/etc/nagios4/krb5.keytab";
+/// The service description of the KDC check.
+pub const SERVICE_DESCRIPTION: &str = "Kerberos KDC";
+
+/// The `kerberos` translator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kerberos;
+
+/// A resource's value, trimmed, or `None` when it is absent or blank.
+fn resource<'a>(component: &'a Component, name: &str) -> Option<&'a str> {
+    component.get_nonempty(name).map(str::trim)
+}
+
+impl Translator for Kerberos {
+    fn component(&self) -> &str {
+        "kerberos"
+    }
+
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn start_pass(&mut self) -> Result<Bundle, TranslateError> {
+        Ok(Bundle::new().with(Command::new(CHECK_KDC, CHECK_KDC_LINE)))
+    }
+
+    fn translate(
+        &self,
+        machine: &str,
+        component: &Component,
+        ctx: &mut Context,
+    ) -> Result<Bundle, TranslateError> {
+        let kdc_type =
+            resource(component, "type").ok_or_else(|| TranslateError::missing("type"))?;
+        let realm = resource(component, "realm").ok_or_else(|| TranslateError::missing("realm"))?;
+        if kdc_type != "master" && kdc_type != "slave" {
+            ctx.warn(format!(
+                "kerberos: monitoring machine '{machine}' that is neither master nor slave"
+            ));
+            return Ok(Bundle::new());
+        }
+        let groups = handle_contacts(component, ctx)?;
+        let principal = match resource(component, "nagios_principal") {
+            Some(p) => p.to_string(),
+            None => format!("nagios/monitor@{realm}"),
+        };
+        let keytab = resource(component, "nagios_keytab").unwrap_or(DEFAULT_KEYTAB);
+        Ok(Bundle::new().with(
+            Service::new(DEFAULT_SERVICE)
+                .host_name(machine)
+                .service_description(SERVICE_DESCRIPTION)
+                .check_command(
+                    CheckCommand::new(CHECK_KDC)
+                        .arg(realm)
+                        .arg(principal)
+                        .arg(keytab),
+                )
+                .contact_groups(groups),
+        ))
+    }
+}
