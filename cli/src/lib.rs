@@ -7,14 +7,21 @@ use monitor_core::translator::Translator;
 
 /// The translators compiled into the binaries, one per component.
 pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
-    vec![Box::new(translator_kerberos::Kerberos), Box::new(translator_jabberd::Jabberd)]
+    vec![
+        Box::new(translator_kerberos::Kerberos),
+        Box::new(translator_jabberd::Jabberd),
+    ]
 }
 
 /// Log through `tracing` to stderr. `RUST_LOG` overrides the default level.
 pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// The human summary of a pass, for stderr.

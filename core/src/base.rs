@@ -42,7 +42,10 @@ fn template(kind: ObjectKind, name: &str, directives: &[(&str, &str)]) -> Object
     o.set("name", Value::Name(name.into()));
     for (d, v) in directives {
         let value = match *d {
-            "check_period" | "notification_period" | "host_notification_period" | "service_notification_period"
+            "check_period"
+            | "notification_period"
+            | "host_notification_period"
+            | "service_notification_period"
             | "check_command" => Value::Name((*v).into()),
             "host_notification_commands" | "service_notification_commands" => {
                 Value::Names(v.split(',').map(str::to_string).collect())
@@ -61,7 +64,15 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
     let mut tp = Object::new(ObjectKind::TimePeriod);
     tp.set("timeperiod_name", Value::Name(ALWAYS.into()));
     tp.set("alias", Value::Text("24 Hours A Day, 7 Days A Week".into()));
-    for day in ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] {
+    for day in [
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ] {
         tp.set(day, Value::Plain("00:00-24:00".into()));
     }
     b.push(tp);
@@ -94,7 +105,10 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
             ),
         ));
     }
-    b.push(Command::new("check-host-alive", "$USER1$/check_ping -H $HOSTADDRESS$ -w 3000.0,80% -c 5000.0,100% -p 5"));
+    b.push(Command::new(
+        "check-host-alive",
+        "$USER1$/check_ping -H $HOSTADDRESS$ -w 3000.0,80% -c 5000.0,100% -p 5",
+    ));
 
     b.push(template(
         ObjectKind::Contact,

@@ -33,7 +33,10 @@ impl Definitions {
             if let Some(n) = o.kind.name_directive().and_then(|d| o.get_str(d)) {
                 let key = (o.kind, n.to_string());
                 if let Some(first) = self.named.get(&key) {
-                    errors.push(format!("{} '{n}' is defined by both {first} and {source}", o.kind.keyword()));
+                    errors.push(format!(
+                        "{} '{n}' is defined by both {first} and {source}",
+                        o.kind.keyword()
+                    ));
                 } else {
                     self.named.insert(key.clone(), source.to_string());
                     added.push(key);
@@ -52,7 +55,9 @@ impl Definitions {
 
     /// Add a contact group defined by the user manager.
     pub fn define_group(&mut self, group: &str) {
-        self.named.entry((ObjectKind::ContactGroup, group.to_string())).or_insert_with(|| "the user manager".into());
+        self.named
+            .entry((ObjectKind::ContactGroup, group.to_string()))
+            .or_insert_with(|| "the user manager".into());
     }
 
     pub fn is_defined(&self, kind: ObjectKind, name: &str) -> bool {
@@ -76,8 +81,9 @@ impl Definitions {
                             None => None,
                         };
                         match first {
-                            Some(first) => errors
-                                .push(format!("duplicate service '{d}' on host {h}: defined by {first} and by {source}")),
+                            Some(first) => errors.push(format!(
+                                "duplicate service '{d}' on host {h}: defined by {first} and by {source}"
+                            )),
                             None => seen.push(key),
                         }
                     }
@@ -100,7 +106,10 @@ impl Definitions {
             if let Some(v) = o.get(directive) {
                 for n in v.names() {
                     if !self.is_defined(k, n) {
-                        errors.push(format!("{kind} refers to undefined {} '{n}' in {directive}", k.keyword()));
+                        errors.push(format!(
+                            "{kind} refers to undefined {} '{n}' in {directive}",
+                            k.keyword()
+                        ));
                     }
                 }
             }

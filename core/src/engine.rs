@@ -52,7 +52,12 @@ pub struct Problem {
 
 impl Problem {
     fn new(message: impl Into<String>) -> Self {
-        Problem { file: None, machine: None, component: None, message: message.into() }
+        Problem {
+            file: None,
+            machine: None,
+            component: None,
+            message: message.into(),
+        }
     }
     fn file(mut self, f: &Path) -> Self {
         self.file = Some(f.to_path_buf());
@@ -82,7 +87,11 @@ impl std::fmt::Display for Problem {
         {
             parts.push(file.display().to_string());
         }
-        if parts.is_empty() { write!(f, "{}", self.message) } else { write!(f, "[{}] {}", parts.join(" "), self.message) }
+        if parts.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "[{}] {}", parts.join(" "), self.message)
+        }
     }
 }
 
@@ -181,7 +190,12 @@ impl Engine {
         }
         // Keep start/finish order stable: sorted by component.
         self.slots.sort_by(|a, b| a.id.component.cmp(&b.id.component));
-        self.by_component = self.slots.iter().enumerate().map(|(i, s)| (s.id.component.clone(), i)).collect();
+        self.by_component = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.component.clone(), i))
+            .collect();
     }
 
     /// The identities of the loaded translators, sorted by component.
@@ -201,7 +215,10 @@ impl Engine {
 
     /// Total profiles parsed and `translate` calls since the engine was made.
     pub fn counters(&self) -> (usize, usize) {
-        (self.parsed.load(Ordering::Relaxed), self.translated.load(Ordering::Relaxed))
+        (
+            self.parsed.load(Ordering::Relaxed),
+            self.translated.load(Ordering::Relaxed),
+        )
     }
 
     fn current(&self, component: &str) -> (Option<TranslatorId>, bool) {
@@ -219,7 +236,10 @@ impl Engine {
         files.dedup();
         let parsed0 = self.parsed.load(Ordering::Relaxed);
         let translated0 = self.translated.load(Ordering::Relaxed);
-        let mut report = PassReport { files: files.len(), ..PassReport::default() };
+        let mut report = PassReport {
+            files: files.len(),
+            ..PassReport::default()
+        };
 
         // start_pass, in component order.
         let mut start = Vec::new();
@@ -227,7 +247,9 @@ impl Engine {
             let comp = slot.id.component.clone();
             match guarded(|| slot.translator.start_pass()) {
                 Ok(b) => start.push((comp, b)),
-                Err(e) => report.errors.push(Problem::new(format!("start_pass failed: {e}")).component(&comp)),
+                Err(e) => report
+                    .errors
+                    .push(Problem::new(format!("start_pass failed: {e}")).component(&comp)),
             }
         }
 
@@ -274,7 +296,9 @@ impl Engine {
             let comp = slot.id.component.clone();
             match guarded(|| slot.translator.finish_pass()) {
                 Ok(b) => finish.push((comp, b)),
-                Err(e) => report.errors.push(Problem::new(format!("finish_pass failed: {e}")).component(&comp)),
+                Err(e) => report
+                    .errors
+                    .push(Problem::new(format!("finish_pass failed: {e}")).component(&comp)),
             }
         }
 
@@ -308,11 +332,17 @@ impl Engine {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "profile rejected; keeping the last good configuration");
-                return Some(Entry { hash, record: previous.and_then(|p| p.record.clone()), profile_error: Some(e.to_string()) });
+                return Some(Entry {
+                    hash,
+                    record: previous.and_then(|p| p.record.clone()),
+                    profile_error: Some(e.to_string()),
+                });
             }
         };
         drop(raw);
-        let old = previous.and_then(|p| p.record.as_ref()).filter(|r| r.machine == profile.machine);
+        let old = previous
+            .and_then(|p| p.record.as_ref())
+            .filter(|r| r.machine == profile.machine);
         let mut components = Vec::new();
         let mut seen = BTreeSet::new();
         for name in &profile.monitored {
@@ -320,7 +350,12 @@ impl Engine {
                 continue;
             }
             let Some(&i) = self.by_component.get(name) else {
-                components.push(ComponentRecord { component: name.clone(), translator: None, good: None, error: None });
+                components.push(ComponentRecord {
+                    component: name.clone(),
+                    translator: None,
+                    good: None,
+                    error: None,
+                });
                 continue;
             };
             let slot = &self.slots[i];
@@ -329,7 +364,8 @@ impl Engine {
             let mut ctx = Context::new(&profile.machine, name);
             self.translated.fetch_add(1, Ordering::Relaxed);
             let result = guarded(|| slot.translator.translate(&profile.machine, comp, &mut ctx)).and_then(|b| {
-                b.check().map_err(|e| TranslateError::Other(format!("unsafe output: {e}")))?;
+                b.check()
+                    .map_err(|e| TranslateError::Other(format!("unsafe output: {e}")))?;
                 Ok(b)
             });
             let record = match result {
@@ -338,14 +374,19 @@ impl Engine {
                     ComponentRecord {
                         component: name.clone(),
                         translator: Some(slot.id.clone()),
-                        good: Some(Translated { fragments, registrations, warnings }),
+                        good: Some(Translated {
+                            fragments,
+                            registrations,
+                            warnings,
+                        }),
                         error: None,
                     }
                 }
                 Err(e) => {
                     tracing::warn!(machine = %profile.machine, component = %name, error = %e, "translation failed");
-                    let last_good =
-                        old.and_then(|r| r.components.iter().find(|c| &c.component == name)).and_then(|c| c.good.clone());
+                    let last_good = old
+                        .and_then(|r| r.components.iter().find(|c| &c.component == name))
+                        .and_then(|c| c.good.clone());
                     ComponentRecord {
                         component: name.clone(),
                         translator: Some(slot.id.clone()),
@@ -356,7 +397,14 @@ impl Engine {
             };
             components.push(record);
         }
-        Some(Entry { hash, record: Some(MachineRecord { machine: profile.machine, components }), profile_error: None })
+        Some(Entry {
+            hash,
+            record: Some(MachineRecord {
+                machine: profile.machine,
+                components,
+            }),
+            profile_error: None,
+        })
     }
 
     fn assemble(
@@ -370,7 +418,9 @@ impl Engine {
         // Machines, sorted by name; a name claimed by two files keeps the first file.
         let mut machines: BTreeMap<&str, (&Path, &MachineRecord)> = BTreeMap::new();
         for file in files {
-            let Some(entry) = self.cache.get(file) else { continue };
+            let Some(entry) = self.cache.get(file) else {
+                continue;
+            };
             if let Some(err) = &entry.profile_error {
                 let mut p = Problem::new(err.clone()).file(file);
                 if let Some(r) = &entry.record {
@@ -381,9 +431,13 @@ impl Engine {
             let Some(rec) = &entry.record else { continue };
             if let Some((first, _)) = machines.get(rec.machine.as_str()) {
                 report.errors.push(
-                    Problem::new(format!("machine {} is also defined by {}; this file is ignored", rec.machine, first.display()))
-                        .file(file)
-                        .machine(&rec.machine),
+                    Problem::new(format!(
+                        "machine {} is also defined by {}; this file is ignored",
+                        rec.machine,
+                        first.display()
+                    ))
+                    .file(file)
+                    .machine(&rec.machine),
                 );
                 continue;
             }
@@ -397,16 +451,28 @@ impl Engine {
         }
         let mut start_ok = Vec::new();
         for (comp, b) in start {
-            match b.check().map_err(|e| e.to_string()).and_then(|_| defs.define(&b, &format!("{comp} start_pass"))) {
+            match b
+                .check()
+                .map_err(|e| e.to_string())
+                .and_then(|_| defs.define(&b, &format!("{comp} start_pass")))
+            {
                 Ok(()) => start_ok.push((comp, b)),
-                Err(e) => report.errors.push(Problem::new(format!("start_pass output rejected: {e}")).component(&comp)),
+                Err(e) => report
+                    .errors
+                    .push(Problem::new(format!("start_pass output rejected: {e}")).component(&comp)),
             }
         }
         let mut finish_ok = Vec::new();
         for (comp, b) in finish {
-            match b.check().map_err(|e| e.to_string()).and_then(|_| defs.define(&b, &format!("{comp} finish_pass"))) {
+            match b
+                .check()
+                .map_err(|e| e.to_string())
+                .and_then(|_| defs.define(&b, &format!("{comp} finish_pass")))
+            {
                 Ok(()) => finish_ok.push((comp, b)),
-                Err(e) => report.errors.push(Problem::new(format!("finish_pass output rejected: {e}")).component(&comp)),
+                Err(e) => report
+                    .errors
+                    .push(Problem::new(format!("finish_pass output rejected: {e}")).component(&comp)),
             }
         }
 
@@ -429,20 +495,36 @@ impl Engine {
                     continue;
                 }
                 if let Some(e) = &c.error {
-                    let kept_note = if c.good.is_some() { " (keeping its last good configuration)" } else { "" };
+                    let kept_note = if c.good.is_some() {
+                        " (keeping its last good configuration)"
+                    } else {
+                        ""
+                    };
                     report.errors.push(
-                        Problem::new(format!("{e}{kept_note}")).file(file).machine(machine).component(&c.component),
+                        Problem::new(format!("{e}{kept_note}"))
+                            .file(file)
+                            .machine(machine)
+                            .component(&c.component),
                     );
                 }
                 let Some(t) = &c.good else { continue };
                 let source = format!("{} on {machine}", c.component);
                 match defs.define(&t.fragments, &source) {
-                    Ok(()) => parts.push(Part { component: &c.component, translated: t }),
-                    Err(e) => report.errors.push(Problem::new(e).file(file).machine(machine).component(&c.component)),
+                    Ok(()) => parts.push(Part {
+                        component: &c.component,
+                        translated: t,
+                    }),
+                    Err(e) => report
+                        .errors
+                        .push(Problem::new(e).file(file).machine(machine).component(&c.component)),
                 }
             }
             if !rec.components.is_empty() {
-                defs.define(&Bundle::new().with(Host::new(DEFAULT_HOST).host_name(*machine)), "the engine").ok();
+                defs.define(
+                    &Bundle::new().with(Host::new(DEFAULT_HOST).host_name(*machine)),
+                    "the engine",
+                )
+                .ok();
                 kept.insert(machine, (file, parts));
             }
         }
@@ -497,7 +579,10 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
-            let mut host = Host::new(DEFAULT_HOST).host_name(*machine).alias(*machine).address(*machine);
+            let mut host = Host::new(DEFAULT_HOST)
+                .host_name(*machine)
+                .alias(*machine)
+                .address(*machine);
             if !groups.is_empty() {
                 host = host.contact_groups(groups.iter().copied());
             }
@@ -507,13 +592,25 @@ impl Engine {
                 let source = format!("{} on {machine}", p.component);
                 match defs.check_references(&p.translated.fragments, &source) {
                     Ok(()) => {
-                        services += p.translated.fragments.iter().filter(|o| o.kind == ObjectKind::Service && !o.is_template()).count();
+                        services += p
+                            .translated
+                            .fragments
+                            .iter()
+                            .filter(|o| o.kind == ObjectKind::Service && !o.is_template())
+                            .count();
                         text.push_str(&p.translated.fragments.render());
                         for w in &p.translated.warnings {
-                            report.warnings.push(Problem::new(w.clone()).file(file).machine(machine).component(p.component));
+                            report.warnings.push(
+                                Problem::new(w.clone())
+                                    .file(file)
+                                    .machine(machine)
+                                    .component(p.component),
+                            );
                         }
                     }
-                    Err(e) => report.errors.push(Problem::new(e).file(file).machine(machine).component(p.component)),
+                    Err(e) => report
+                        .errors
+                        .push(Problem::new(e).file(file).machine(machine).component(p.component)),
                 }
             }
             files_out.insert(Path::new(MACHINES_DIR).join(format!("{machine}.cfg")), text);
@@ -521,7 +618,10 @@ impl Engine {
         report.machines = kept.len();
         report.services = services;
 
-        files_out.insert(PathBuf::from("30-contacts.cfg"), format!("{HEADER}{}", users_out.objects.render()));
+        files_out.insert(
+            PathBuf::from("30-contacts.cfg"),
+            format!("{HEADER}{}", users_out.objects.render()),
+        );
         let mut text = String::from(HEADER);
         for (comp, b) in &finish_ok {
             if check(&mut defs, b, &format!("{comp} finish_pass"), report) {

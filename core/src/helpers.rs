@@ -14,8 +14,12 @@ pub const DEFAULT_HOST: &str = "default-host";
 /// every group with the user manager, and return them for `contact_groups` (which the
 /// writer joins with commas, as Nagios wants).
 pub fn handle_contacts(component: &Component, ctx: &mut Context) -> Result<Vec<String>, TranslateError> {
-    let groups: Vec<String> =
-        component.get("nagios_groups").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let groups: Vec<String> = component
+        .get("nagios_groups")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     if groups.is_empty() {
         return Err(TranslateError::missing("nagios_groups"));
     }
@@ -34,7 +38,12 @@ pub trait SimpleCheck: Send + Sync {
     fn service_description(&self) -> &str;
     /// The check command for this machine, or `None` to monitor nothing here (say why
     /// with `ctx.warn`).
-    fn check_command(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Option<CheckCommand>, TranslateError>;
+    fn check_command(
+        &self,
+        machine: &str,
+        component: &Component,
+        ctx: &mut Context,
+    ) -> Result<Option<CheckCommand>, TranslateError>;
 }
 
 /// Adapts a [`SimpleCheck`] into a [`Translator`].

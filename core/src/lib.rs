@@ -41,15 +41,15 @@
 //! What this crate does not do: watch directories, run as a daemon, load plugins or
 //! deploy to a live Nagios. Those belong to the binaries.
 
+pub mod base;
+pub mod cache;
+pub mod checks;
+pub mod engine;
+pub mod helpers;
+pub mod managers;
+pub mod nagios;
 pub mod profile;
 pub mod translator;
-pub mod nagios;
-pub mod helpers;
 pub mod users;
-pub mod cache;
-pub mod base;
-pub mod checks;
-pub mod managers;
-pub mod engine;
-pub mod writer;
 pub mod validate;
+pub mod writer;

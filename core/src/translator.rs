@@ -62,18 +62,28 @@ pub enum TranslateError {
     #[error("missing resource {resource}")]
     MissingResource { resource: String },
     #[error("invalid value {value:?} for resource {resource}: {reason}")]
-    InvalidValue { resource: String, value: String, reason: String },
+    InvalidValue {
+        resource: String,
+        value: String,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }
 
 impl TranslateError {
     pub fn missing(resource: &str) -> Self {
-        TranslateError::MissingResource { resource: resource.to_string() }
+        TranslateError::MissingResource {
+            resource: resource.to_string(),
+        }
     }
 
     pub fn invalid(resource: &str, value: &str, reason: impl Into<String>) -> Self {
-        TranslateError::InvalidValue { resource: resource.to_string(), value: value.to_string(), reason: reason.into() }
+        TranslateError::InvalidValue {
+            resource: resource.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -101,7 +111,11 @@ pub enum Registration {
     DependsOn { tag: String, service: ServiceRef },
     /// The service is a member of a cluster (cluster manager). `threshold` is the
     /// number of members that may be down before the cluster check goes critical.
-    Cluster { name: String, service: ServiceRef, threshold: Option<u32> },
+    Cluster {
+        name: String,
+        service: ServiceRef,
+        threshold: Option<u32>,
+    },
     /// Passive results for the service may be submitted by `identity` (passive manager).
     PassiveCheck { service: ServiceRef, identity: String },
 }
@@ -112,8 +126,15 @@ impl std::fmt::Display for Registration {
             Registration::ContactGroup { group } => write!(f, "notifies contact group {group}"),
             Registration::Provides { tag, service } => write!(f, "{service} provides tag {tag}"),
             Registration::DependsOn { tag, service } => write!(f, "{service} depends on tag {tag}"),
-            Registration::Cluster { name, service, threshold } => match threshold {
-                Some(t) => write!(f, "{service} is a member of cluster {name} (critical when more than {t} down)"),
+            Registration::Cluster {
+                name,
+                service,
+                threshold,
+            } => match threshold {
+                Some(t) => write!(
+                    f,
+                    "{service} is a member of cluster {name} (critical when more than {t} down)"
+                ),
                 None => write!(f, "{service} is a member of cluster {name}"),
             },
             Registration::PassiveCheck { service, identity } => {
@@ -134,7 +155,12 @@ pub struct Context {
 
 impl Context {
     pub fn new(machine: &str, component: &str) -> Self {
-        Context { machine: machine.to_string(), component: component.to_string(), registrations: Vec::new(), warnings: Vec::new() }
+        Context {
+            machine: machine.to_string(),
+            component: component.to_string(),
+            registrations: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     pub fn machine(&self) -> &str {
@@ -148,7 +174,9 @@ impl Context {
     /// Register a contact group that this component's services notify. Every
     /// registered group is defined exactly once by the user manager.
     pub fn add_contact_group(&mut self, group: &str) {
-        let r = Registration::ContactGroup { group: group.to_string() };
+        let r = Registration::ContactGroup {
+            group: group.to_string(),
+        };
         if !self.registrations.contains(&r) {
             self.registrations.push(r);
         }
@@ -158,28 +186,41 @@ impl Context {
     /// configuration may provide a tag.
     pub fn add_provides(&mut self, tag: &str, service: &Object) -> Result<(), TranslateError> {
         let service = service_ref(service)?;
-        self.registrations.push(Registration::Provides { tag: tag.to_string(), service });
+        self.registrations.push(Registration::Provides {
+            tag: tag.to_string(),
+            service,
+        });
         Ok(())
     }
 
     /// Declare that `service` depends on the service providing `tag`, on any host.
     pub fn add_dependency(&mut self, tag: &str, service: &Object) -> Result<(), TranslateError> {
         let service = service_ref(service)?;
-        self.registrations.push(Registration::DependsOn { tag: tag.to_string(), service });
+        self.registrations.push(Registration::DependsOn {
+            tag: tag.to_string(),
+            service,
+        });
         Ok(())
     }
 
     /// Make `service` a member of cluster `name`. The cluster name is also a tag.
     pub fn add_cluster(&mut self, name: &str, service: &Object, threshold: Option<u32>) -> Result<(), TranslateError> {
         let service = service_ref(service)?;
-        self.registrations.push(Registration::Cluster { name: name.to_string(), service, threshold });
+        self.registrations.push(Registration::Cluster {
+            name: name.to_string(),
+            service,
+            threshold,
+        });
         Ok(())
     }
 
     /// Allow `identity` to submit passive results for `service`.
     pub fn add_passive_check(&mut self, service: &Object, identity: &str) -> Result<(), TranslateError> {
         let service = service_ref(service)?;
-        self.registrations.push(Registration::PassiveCheck { service, identity: identity.to_string() });
+        self.registrations.push(Registration::PassiveCheck {
+            service,
+            identity: identity.to_string(),
+        });
         Ok(())
     }
 
@@ -204,7 +245,12 @@ impl Context {
 
 fn service_ref(o: &Object) -> Result<ServiceRef, TranslateError> {
     match (o.get_str("host_name"), o.get_str("service_description")) {
-        (Some(h), Some(d)) => Ok(ServiceRef { host: h.to_string(), description: d.to_string() }),
-        _ => Err(TranslateError::Other("a registered service needs host_name and service_description".into())),
+        (Some(h), Some(d)) => Ok(ServiceRef {
+            host: h.to_string(),
+            description: d.to_string(),
+        }),
+        _ => Err(TranslateError::Other(
+            "a registered service needs host_name and service_description".into(),
+        )),
     }
 }

@@ -77,8 +77,10 @@ impl TomlUsers {
 
     /// Parse users from TOML text.
     pub fn parse(file: &Path, text: &str) -> Result<Vec<ContactInfo>, UsersError> {
-        let parsed: UsersFile =
-            toml::from_str(text).map_err(|source| UsersError::Toml { file: file.to_path_buf(), source })?;
+        let parsed: UsersFile = toml::from_str(text).map_err(|source| UsersError::Toml {
+            file: file.to_path_buf(),
+            source,
+        })?;
         let mut out: Vec<ContactInfo> = parsed
             .contacts
             .into_iter()
@@ -94,8 +96,10 @@ impl TomlUsers {
 
 impl UserSource for TomlUsers {
     fn contacts(&self) -> Result<Vec<ContactInfo>, UsersError> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|source| UsersError::Io { file: self.path.clone(), source })?;
+        let text = std::fs::read_to_string(&self.path).map_err(|source| UsersError::Io {
+            file: self.path.clone(),
+            source,
+        })?;
         TomlUsers::parse(&self.path, &text)
     }
 

@@ -75,10 +75,30 @@ pub fn run_verify(nagios_bin: &Path, main_cfg: &Path) -> Result<NagiosCheck, Val
         .arg("-v")
         .arg(main_cfg)
         .output()
-        .map_err(|source| ValidateError::Spawn { bin: nagios_bin.to_path_buf(), source })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let errors: Vec<String> = text.lines().filter(|l| l.contains("Error:")).map(|l| l.trim().to_string()).collect();
-    let warnings: Vec<String> = text.lines().filter(|l| l.contains("Warning:")).map(|l| l.trim().to_string()).collect();
+        .map_err(|source| ValidateError::Spawn {
+            bin: nagios_bin.to_path_buf(),
+            source,
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("Error:"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    let warnings: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("Warning:"))
+        .map(|l| l.trim().to_string())
+        .collect();
     let total_zero = text.lines().any(|l| l.trim() == "Total Errors:   0");
-    Ok(NagiosCheck { ok: out.status.success() && total_zero && errors.is_empty(), errors, warnings, output: text })
+    Ok(NagiosCheck {
+        ok: out.status.success() && total_zero && errors.is_empty(),
+        errors,
+        warnings,
+        output: text,
+    })
 }

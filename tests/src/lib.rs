@@ -16,19 +16,32 @@ pub fn samples() -> PathBuf {
 
 /// The Nagios binary: `$NAGIOS_BIN` or Debian's `/usr/sbin/nagios4`.
 pub fn nagios_bin() -> PathBuf {
-    let bin = std::env::var_os("NAGIOS_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/sbin/nagios4"));
-    assert!(bin.exists(), "{} is missing: install nagios4-core (as .ci/run does)", bin.display());
+    let bin = std::env::var_os("NAGIOS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nagios4"));
+    assert!(
+        bin.exists(),
+        "{} is missing: install nagios4-core (as .ci/run does)",
+        bin.display()
+    );
     bin
 }
 
 /// The built-in translators.
 pub fn translators() -> Vec<Box<dyn Translator>> {
-    vec![Box::new(translator_kerberos::Kerberos), Box::new(translator_jabberd::Jabberd)]
+    vec![
+        Box::new(translator_kerberos::Kerberos),
+        Box::new(translator_jabberd::Jabberd),
+    ]
 }
 
 /// An engine over the built-in translators and the sample users.
 pub fn engine() -> Engine {
-    Engine::new(translators(), Box::new(TomlUsers::new(samples().join("users.toml"))), BaseConfig::default())
+    Engine::new(
+        translators(),
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    )
 }
 
 /// A profile document for machine `node`.example.org with the given component XML;

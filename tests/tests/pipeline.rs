@@ -16,7 +16,15 @@ use monitor_core::writer::write_output;
 use monitor_integration_tests::*;
 
 fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = walk(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap())).collect();
+    let mut v: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
     v.sort();
     v
 }
@@ -48,7 +56,13 @@ fn sample_fleet_passes_real_nagios_with_zero_errors() {
     assert!(jabber.contains("check_command                   check_kdc!EXAMPLE.ORG!"));
     let contacts = std::fs::read_to_string(out.path().join("30-contacts.cfg")).unwrap();
     for group in ["kdc", "infrastructure", "jabber"] {
-        assert_eq!(contacts.matches(&format!("contactgroup_name               {group}\n")).count(), 1, "{group} defined once");
+        assert_eq!(
+            contacts
+                .matches(&format!("contactgroup_name               {group}\n"))
+                .count(),
+            1,
+            "{group} defined once"
+        );
     }
 }
 
@@ -56,7 +70,11 @@ fn sample_fleet_passes_real_nagios_with_zero_errors() {
 fn hostile_profile_value_cannot_create_an_object() {
     let dir = tempfile::tempdir().unwrap();
     let evil = "EXAMPLE.ORG\n}\ndefine command{\n command_name evil\n command_line /bin/rm -rf /\n}\ndefine service{";
-    let xml = profile_xml("evil", "kerberos", &kerberos_xml("master", &evil.replace('<', "&lt;"), "kdc"));
+    let xml = profile_xml(
+        "evil",
+        "kerberos",
+        &kerberos_xml("master", &evil.replace('<', "&lt;"), "kdc"),
+    );
     std::fs::write(dir.path().join("evil.xml"), xml).unwrap();
     let semi = profile_xml("semi", "kerberos", &kerberos_xml("master", "A;B!C$USER1$", "kdc"));
     std::fs::write(dir.path().join("semi.xml"), semi).unwrap();
@@ -64,16 +82,29 @@ fn hostile_profile_value_cannot_create_an_object() {
     let out = tempfile::tempdir().unwrap();
     let result = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     write_output(out.path(), &result.output).unwrap();
-    let all: String = read_tree(out.path()).into_iter().map(|(_, b)| String::from_utf8(b).unwrap()).collect();
-    assert!(!all.contains("rm -rf") && !all.contains("command_name evil"), "the hostile value reached the output");
-    assert_eq!(all.matches("define command").count(), 10, "only the base and start_pass commands");
+    let all: String = read_tree(out.path())
+        .into_iter()
+        .map(|(_, b)| String::from_utf8(b).unwrap())
+        .collect();
+    assert!(
+        !all.contains("rm -rf") && !all.contains("command_name evil"),
+        "the hostile value reached the output"
+    );
+    assert_eq!(
+        all.matches("define command").count(),
+        10,
+        "only the base and start_pass commands"
+    );
     assert_eq!(result.report.errors.len(), 1, "{:?}", result.report.errors);
     let e = &result.report.errors[0];
     assert_eq!(e.machine.as_deref(), Some("evil.example.org"));
     assert!(e.message.contains("newline"), "{e}");
     // ; ! and $ are escaped, not passed through.
     let semi = std::fs::read_to_string(out.path().join("20-machines/semi.example.org.cfg")).unwrap();
-    assert!(semi.contains("check_kdc!A\\;B\\!C$$USER1$$!nagios/monitor@A\\;B\\!C$$USER1$$!"), "{semi}");
+    assert!(
+        semi.contains("check_kdc!A\\;B\\!C$$USER1$$!nagios/monitor@A\\;B\\!C$$USER1$$!"),
+        "{semi}"
+    );
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
     // Every machine is still there (evil's host without its failed service).
@@ -86,15 +117,35 @@ fn malformed_profiles_fail_only_their_own_machine() {
     copy_samples(dir.path());
     let good = profile_xml("trunc", "kerberos", &kerberos_xml("master", "EXAMPLE.ORG", "kdc"));
     std::fs::write(dir.path().join("trunc.xml"), &good[..good.len() / 2]).unwrap();
-    std::fs::write(dir.path().join("wrongroot.xml"), "<?xml version=\"1.0\"?><notaprofile><x/></notaprofile>").unwrap();
-    let conflict = profile_xml("conflict", "kerberos", "   <kerberos><type>master</type><realm>A</realm><realm>B</realm><nagios_groups>kdc</nagios_groups></kerberos>");
+    std::fs::write(
+        dir.path().join("wrongroot.xml"),
+        "<?xml version=\"1.0\"?><notaprofile><x/></notaprofile>",
+    )
+    .unwrap();
+    let conflict = profile_xml(
+        "conflict",
+        "kerberos",
+        "   <kerberos><type>master</type><realm>A</realm><realm>B</realm><nagios_groups>kdc</nagios_groups></kerberos>",
+    );
     std::fs::write(dir.path().join("conflict.xml"), conflict).unwrap();
     let result = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     let errs: Vec<String> = result.report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 3, "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("trunc.xml") && e.contains("unexpected end of file")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("wrongroot.xml") && e.contains("not an LCFG profile")), "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("conflict.xml:") && e.contains("kerberos.realm") && e.contains("equal priority")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("trunc.xml") && e.contains("unexpected end of file")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("wrongroot.xml") && e.contains("not an LCFG profile")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("conflict.xml:") && e.contains("kerberos.realm") && e.contains("equal priority")),
+        "{errs:#?}"
+    );
     assert_eq!(result.report.machines, 3, "the samples still compile");
 }
 
@@ -109,22 +160,48 @@ fn unknown_components_contexts_nested_lists_gzip_and_doctype_compile() {
     );
     std::fs::write(dir.path().join("ctx.xml"), &ctx).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, profile_xml("zipped", "kerberos", &kerberos_xml("slave", "EXAMPLE.ORG", "kdc")).as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut gz,
+        profile_xml("zipped", "kerberos", &kerberos_xml("slave", "EXAMPLE.ORG", "kdc")).as_bytes(),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("nested")).unwrap();
     std::fs::write(dir.path().join("nested/zipped.xml.gz"), gz.finish().unwrap()).unwrap();
-    let doctype = profile_xml("dt", "kerberos", &kerberos_xml("master", "&realm;", "kdc"))
-        .replacen("<profile ", "<!DOCTYPE profile [ <!ENTITY realm \"DT.ORG\"> ]>\n<profile ", 1);
+    let doctype = profile_xml("dt", "kerberos", &kerberos_xml("master", "&realm;", "kdc")).replacen(
+        "<profile ",
+        "<!DOCTYPE profile [ <!ENTITY realm \"DT.ORG\"> ]>\n<profile ",
+        1,
+    );
     std::fs::write(dir.path().join("dt.xml"), doctype).unwrap();
     let result = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     assert!(result.report.errors.is_empty(), "{:?}", result.report.errors);
     assert_eq!(result.report.machines, 6);
-    let unknown: Vec<_> = result.report.unknown_components.iter().map(|u| format!("{} {}", u.machine.as_deref().unwrap(), u.component.as_deref().unwrap())).collect();
-    assert_eq!(unknown, ["ctx.example.org mystery", "web1.example.org cosign", "web1.example.org apacheconf"]);
+    let unknown: Vec<_> = result
+        .report
+        .unknown_components
+        .iter()
+        .map(|u| format!("{} {}", u.machine.as_deref().unwrap(), u.component.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "ctx.example.org mystery",
+            "web1.example.org cosign",
+            "web1.example.org apacheconf"
+        ]
+    );
     let out = tempfile::tempdir().unwrap();
     write_output(out.path(), &result.output).unwrap();
     let ctx_cfg = std::fs::read_to_string(out.path().join("20-machines/ctx.example.org.cfg")).unwrap();
-    assert!(ctx_cfg.contains("contact_groups                  kdc\n"), "!production wins: {ctx_cfg}");
-    assert!(std::fs::read_to_string(out.path().join("20-machines/dt.example.org.cfg")).unwrap().contains("check_kdc!DT.ORG"));
+    assert!(
+        ctx_cfg.contains("contact_groups                  kdc\n"),
+        "!production wins: {ctx_cfg}"
+    );
+    assert!(
+        std::fs::read_to_string(out.path().join("20-machines/dt.example.org.cfg"))
+            .unwrap()
+            .contains("check_kdc!DT.ORG")
+    );
     assert!(out.path().join("20-machines/zipped.example.org.cfg").exists());
     assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok);
 }
@@ -145,7 +222,9 @@ impl Translator for Counting {
     fn translate(&self, machine: &str, c: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
         self.translates.fetch_add(1, Ordering::SeqCst);
         let groups = monitor_core::helpers::handle_contacts(c, ctx)?;
-        let realm = c.get_nonempty("realm").ok_or_else(|| TranslateError::missing("realm"))?;
+        let realm = c
+            .get_nonempty("realm")
+            .ok_or_else(|| TranslateError::missing("realm"))?;
         Ok(Bundle::new().with(
             Service::new("default-service")
                 .host_name(machine)
@@ -165,7 +244,10 @@ fn second_pass_over_unchanged_profiles_parses_and_translates_nothing() {
     copy_samples(dir.path());
     let translates = Arc::new(AtomicUsize::new(0));
     let unchanged = Arc::new(AtomicUsize::new(0));
-    let counting = Counting { translates: translates.clone(), unchanged: unchanged.clone() };
+    let counting = Counting {
+        translates: translates.clone(),
+        unchanged: unchanged.clone(),
+    };
     let mut engine = Engine::new(
         vec![Box::new(counting), Box::new(translator_jabberd::Jabberd)],
         Box::new(TomlUsers::new(samples().join("users.toml"))),
@@ -182,7 +264,11 @@ fn second_pass_over_unchanged_profiles_parses_and_translates_nothing() {
 
     let second = engine.run_pass(&files).unwrap();
     assert_eq!(translates.load(Ordering::SeqCst), 2, "no translate on the second pass");
-    assert_eq!(unchanged.load(Ordering::SeqCst), 2, "notify_unchanged for kdc1 and jabber1");
+    assert_eq!(
+        unchanged.load(Ordering::SeqCst),
+        2,
+        "notify_unchanged for kdc1 and jabber1"
+    );
     assert_eq!(second.report.parsed, 0, "nothing parsed");
     assert_eq!(second.report.translated, 0);
     assert_eq!(second.report.cache_hits, 3);
@@ -193,7 +279,9 @@ fn second_pass_over_unchanged_profiles_parses_and_translates_nothing() {
     assert!(second.output.files[Path::new("30-contacts.cfg")].contains("contactgroup_name               kdc\n"));
 
     // One changed profile: exactly one machine is parsed and translated.
-    let kdc = std::fs::read_to_string(dir.path().join("kdc1.xml")).unwrap().replace("EXAMPLE.ORG", "NEW.ORG");
+    let kdc = std::fs::read_to_string(dir.path().join("kdc1.xml"))
+        .unwrap()
+        .replace("EXAMPLE.ORG", "NEW.ORG");
     std::fs::write(dir.path().join("kdc1.xml"), kdc).unwrap();
     let third = engine.run_pass(&files).unwrap();
     assert_eq!(third.report.parsed, 1);
@@ -264,13 +352,24 @@ fn duplicate_services_and_undefined_references_are_caught_before_nagios() {
     let mut t = translators();
     t.push(Box::new(Dup));
     t.push(Box::new(Undefined));
-    let mut engine = Engine::new(t, Box::new(TomlUsers::new(samples().join("users.toml"))), BaseConfig::default());
+    let mut engine = Engine::new(
+        t,
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    );
     let result = engine.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     let errs: Vec<String> = result.report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(errs[0].contains("duplicate service 'Kerberos KDC' on host d.example.org: defined by kerberos on d.example.org and by dup on d.example.org"), "{errs:#?}");
-    assert!(errs[1].contains("undefined command 'check_nothing_defines_this'") && errs[1].contains("undefined contactgroup 'unregistered'"), "{errs:#?}");
+    assert!(
+        errs[1].contains("undefined command 'check_nothing_defines_this'")
+            && errs[1].contains("undefined contactgroup 'unregistered'"),
+        "{errs:#?}"
+    );
     let out = tempfile::tempdir().unwrap();
     write_output(out.path(), &result.output).unwrap();
-    assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok, "the rejected fragments were left out");
+    assert!(
+        validate_dir(&nagios_bin(), out.path()).unwrap().ok,
+        "the rejected fragments were left out"
+    );
 }

@@ -80,11 +80,14 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
         files.extend(find_profiles(dir).map_err(|e| format!("{}: {e}", dir.display()))?);
     }
-    let mut engine =
-        Engine::new(monitor_compile::builtin_translators(), Box::new(TomlUsers::new(&args.users)), base);
+    let mut engine = Engine::new(
+        monitor_compile::builtin_translators(),
+        Box::new(TomlUsers::new(&args.users)),
+        base,
+    );
     let result = engine.run_pass(&files).map_err(|e| e.to_string())?;
-    let written =
-        write_output(&args.output, &result.output).map_err(|e| format!("{}: cannot write: {e}", args.output.display()))?;
+    let written = write_output(&args.output, &result.output)
+        .map_err(|e| format!("{}: cannot write: {e}", args.output.display()))?;
     let validation = if args.validate {
         Some(validate_dir(&args.nagios_bin, &args.output).map_err(|e| e.to_string())?)
     } else {

@@ -43,15 +43,21 @@ fn main() -> ExitCode {
     let (Some(component), Some(file)) = (&args.component, &args.profile) else {
         return ExitCode::FAILURE;
     };
-    let mut translator: Box<dyn Translator> =
-        match monitor_compile::builtin_translators().into_iter().find(|t| t.component() == component) {
-            Some(t) => t,
-            None => {
-                eprintln!("monitor-test: no translator for component {component}");
-                return ExitCode::FAILURE;
-            }
-        };
-    println!("# translator: {} {} (built in)", translator.component(), translator.version());
+    let mut translator: Box<dyn Translator> = match monitor_compile::builtin_translators()
+        .into_iter()
+        .find(|t| t.component() == component)
+    {
+        Some(t) => t,
+        None => {
+            eprintln!("monitor-test: no translator for component {component}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "# translator: {} {} (built in)",
+        translator.component(),
+        translator.version()
+    );
     match run(translator.as_mut(), component, file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,7 +67,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(t: &mut dyn Translator, component: &str, file: &PathBuf) -> Result<(), String> {
+fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Result<(), String> {
     let profile = read_profile(file, Select::Monitoring).map_err(|e| e.to_string())?;
     println!("# machine: {}", profile.machine);
     if !profile.monitored.iter().any(|c| c == component) {
@@ -76,7 +82,8 @@ fn run(t: &mut dyn Translator, component: &str, file: &PathBuf) -> Result<(), St
     let out = t
         .translate(&profile.machine, comp, &mut ctx)
         .map_err(|e| format!("{} {component}: translate: {e}", profile.machine))?;
-    out.check().map_err(|e| format!("{} {component}: unsafe output: {e}", profile.machine))?;
+    out.check()
+        .map_err(|e| format!("{} {component}: unsafe output: {e}", profile.machine))?;
     println!("\n## translate\n{}", out.render().trim_end());
     let finish = t.finish_pass().map_err(|e| format!("finish_pass: {e}"))?;
     println!("\n## finish_pass\n{}", finish.render().trim_end());

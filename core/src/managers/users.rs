@@ -74,5 +74,7 @@ fn contact_object(c: &ContactInfo) -> Contact {
         host_cmds.push("notify-host-by-slack".into());
         svc_cmds.push("notify-service-by-slack".into());
     }
-    contact.host_notification_commands(host_cmds).service_notification_commands(svc_cmds)
+    contact
+        .host_notification_commands(host_cmds)
+        .service_notification_commands(svc_cmds)
 }

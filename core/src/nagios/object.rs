@@ -67,7 +67,10 @@ pub struct Object {
 
 impl Object {
     pub fn new(kind: ObjectKind) -> Self {
-        Object { kind, directives: Vec::new() }
+        Object {
+            kind,
+            directives: Vec::new(),
+        }
     }
 
     /// Set a directive, replacing an earlier value of the same directive.
@@ -99,7 +102,10 @@ impl Object {
 
     /// The object's own name (`host_name` of a host, ...), or a template's `name`.
     pub fn name(&self) -> Option<&str> {
-        self.kind.name_directive().and_then(|d| self.get_str(d)).or_else(|| self.get_str("name"))
+        self.kind
+            .name_directive()
+            .and_then(|d| self.get_str(d))
+            .or_else(|| self.get_str("name"))
     }
 
     /// True for a template (`register 0`).
@@ -213,7 +219,11 @@ impl Host {
     /// A host inheriting from template `use_template` (empty for none).
     pub fn new(use_template: &str) -> Self {
         let h = Host::default();
-        if use_template.is_empty() { h } else { h.set("use", Value::Name(use_template.into())) }
+        if use_template.is_empty() {
+            h
+        } else {
+            h.set("use", Value::Name(use_template.into()))
+        }
     }
     pub fn host_name(self, name: impl Into<String>) -> Self {
         self.set("host_name", Value::Name(name.into()))
@@ -233,7 +243,11 @@ impl Service {
     /// A service inheriting from template `use_template`, usually `default-service`.
     pub fn new(use_template: &str) -> Self {
         let s = Service::default();
-        if use_template.is_empty() { s } else { s.set("use", Value::Name(use_template.into())) }
+        if use_template.is_empty() {
+            s
+        } else {
+            s.set("use", Value::Name(use_template.into()))
+        }
     }
     pub fn host_name(self, name: impl Into<String>) -> Self {
         self.set("host_name", Value::Name(name.into()))
@@ -249,7 +263,8 @@ impl Service {
     }
     /// An event handler (self-healing); the command must be defined.
     pub fn event_handler(self, cmd: CheckCommand) -> Self {
-        self.set("event_handler", Value::Command(cmd)).plain("event_handler_enabled", 1)
+        self.set("event_handler", Value::Command(cmd))
+            .plain("event_handler_enabled", 1)
     }
     pub fn host(&self) -> Option<&str> {
         self.0.get_str("host_name")
@@ -270,7 +285,11 @@ impl Command {
 impl Contact {
     pub fn new(use_template: &str, name: impl Into<String>) -> Self {
         let c = Contact::default();
-        let c = if use_template.is_empty() { c } else { c.set("use", Value::Name(use_template.into())) };
+        let c = if use_template.is_empty() {
+            c
+        } else {
+            c.set("use", Value::Name(use_template.into()))
+        };
         c.set("contact_name", Value::Name(name.into()))
     }
     pub fn alias(self, alias: impl Into<String>) -> Self {
@@ -290,11 +309,17 @@ impl Contact {
 impl ContactGroup {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
-        ContactGroup::default().set("contactgroup_name", Value::Name(name.clone())).text("alias", name)
+        ContactGroup::default()
+            .set("contactgroup_name", Value::Name(name.clone()))
+            .text("alias", name)
     }
     pub fn members<I: IntoIterator<Item = S>, S: Into<String>>(self, members: I) -> Self {
         let v: Vec<String> = members.into_iter().map(Into::into).collect();
-        if v.is_empty() { self } else { self.set("members", Value::Names(v)) }
+        if v.is_empty() {
+            self
+        } else {
+            self.set("members", Value::Names(v))
+        }
     }
 }
 

@@ -40,7 +40,10 @@ pub struct CheckCommand {
 
 impl CheckCommand {
     pub fn new(name: impl Into<String>) -> Self {
-        CheckCommand { name: name.into(), args: Vec::new() }
+        CheckCommand {
+            name: name.into(),
+            args: Vec::new(),
+        }
     }
 
     /// Append one argument; it is escaped when written, so any text is safe here.
@@ -68,7 +71,11 @@ pub enum Value {
 }
 
 fn fail(directive: &str, value: &str, reason: &str) -> ValueError {
-    ValueError { directive: directive.to_string(), value: value.to_string(), reason: reason.to_string() }
+    ValueError {
+        directive: directive.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn check_line(directive: &str, v: &str) -> Result<(), ValueError> {
@@ -91,7 +98,11 @@ pub fn check_name(directive: &str, v: &str) -> Result<(), ValueError> {
         return Err(fail(directive, v, "has leading or trailing white space"));
     }
     if let Some(c) = v.chars().find(|c| ILLEGAL_NAME_CHARS.contains(*c)) {
-        return Err(fail(directive, v, &format!("contains '{c}', which Nagios does not allow in names")));
+        return Err(fail(
+            directive,
+            v,
+            &format!("contains '{c}', which Nagios does not allow in names"),
+        ));
     }
     Ok(())
 }
@@ -116,7 +127,11 @@ impl Value {
             }
             Value::Plain(p) => {
                 check_line(directive, p)?;
-                if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ',' | '-' | '_' | ':' | ' ')) {
+                if p.is_empty()
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ',' | '-' | '_' | ':' | ' '))
+                {
                     return Err(fail(directive, p, "is not a plain number or option list"));
                 }
                 Ok(())
@@ -127,7 +142,11 @@ impl Value {
                 for (i, a) in c.args.iter().enumerate() {
                     check_line(directive, a)?;
                     if i < last && a.ends_with('\\') {
-                        return Err(fail(directive, a, "an argument ends with '\\', which would escape the next '!'"));
+                        return Err(fail(
+                            directive,
+                            a,
+                            "an argument ends with '\\', which would escape the next '!'",
+                        ));
                     }
                 }
                 Ok(())
@@ -200,6 +219,10 @@ mod tests {
         assert_eq!(c.render(), "check_x!a\\!b!$$USER1$$\\;x");
         let bad = Value::Command(CheckCommand::new("check_x").arg("a\\").arg("b"));
         assert!(bad.check("check_command").is_err());
-        assert!(Value::Command(CheckCommand::new("c").arg("x\ny")).check("check_command").is_err());
+        assert!(
+            Value::Command(CheckCommand::new("c").arg("x\ny"))
+                .check("check_command")
+                .is_err()
+        );
     }
 }

@@ -19,7 +19,11 @@ pub struct ContextError {
 
 /// Priority of `expr` with no contexts set. Active when `>= 0`.
 pub fn priority(expr: &str) -> Result<i32, ContextError> {
-    let mut p = Parser { src: expr.as_bytes(), pos: 0, expr };
+    let mut p = Parser {
+        src: expr.as_bytes(),
+        pos: 0,
+        expr,
+    };
     let value = p.or()?;
     p.skip_ws();
     if p.pos != p.src.len() {
@@ -53,7 +57,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, reason: &str) -> ContextError {
-        ContextError { expr: self.expr.to_string(), reason: format!("{reason} at column {}", self.pos + 1) }
+        ContextError {
+            expr: self.expr.to_string(),
+            reason: format!("{reason} at column {}", self.pos + 1),
+        }
     }
 
     fn skip_ws(&mut self) {
@@ -139,7 +146,11 @@ impl Parser<'_> {
         };
         let value = self.value()?;
         let equal = value.is_empty() || is_false_word(&value);
-        Ok(if equal != negate { UNSET_PRIORITY } else { -UNSET_PRIORITY })
+        Ok(if equal != negate {
+            UNSET_PRIORITY
+        } else {
+            -UNSET_PRIORITY
+        })
     }
 
     fn value(&mut self) -> Result<String, ContextError> {

@@ -21,7 +21,7 @@ pub struct ProfileError {
     pub element: Option<String>,
     /// What went wrong.
     #[source]
-    pub kind: ProfileErrorKind,
+    pub kind: Box<ProfileErrorKind>,
 }
 
 impl fmt::Display for ProfileError {
@@ -56,20 +56,40 @@ pub enum ProfileErrorKind {
     #[error("invalid {what} name {name:?}")]
     InvalidName { what: &'static str, name: String },
     #[error("resource {component}.{resource}: {message}")]
-    Resource { component: String, resource: String, message: String },
+    Resource {
+        component: String,
+        resource: String,
+        message: String,
+    },
     #[error(
         "resource {component}.{resource}: conflicting values {first:?} and {second:?} at equal priority {priority}"
     )]
-    Conflict { component: String, resource: String, first: String, second: String, priority: i32 },
+    Conflict {
+        component: String,
+        resource: String,
+        first: String,
+        second: String,
+        priority: i32,
+    },
     #[error("resource {component}.{resource}: {source}")]
-    Context { component: String, resource: String, source: ContextError },
+    Context {
+        component: String,
+        resource: String,
+        source: ContextError,
+    },
     #[error("missing resource profile.node: the machine has no name")]
     NoMachineName,
 }
 
 impl ProfileError {
     pub(crate) fn new(file: &std::path::Path, kind: ProfileErrorKind) -> Self {
-        ProfileError { file: file.to_path_buf(), line: None, offset: None, element: None, kind }
+        ProfileError {
+            file: file.to_path_buf(),
+            line: None,
+            offset: None,
+            element: None,
+            kind: Box::new(kind),
+        }
     }
 
     /// Attach a byte position in `doc`, computing the line from it.

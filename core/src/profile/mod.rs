@@ -61,7 +61,9 @@ impl Profile {
 
     /// Take ownership of one component, leaving an empty one in its place.
     pub fn take_component(&mut self, name: &str) -> Option<Component> {
-        self.components.get_mut(name).map(|c| std::mem::replace(c, Component::new(name)))
+        self.components
+            .get_mut(name)
+            .map(|c| std::mem::replace(c, Component::new(name)))
     }
 }
 
@@ -100,8 +102,12 @@ pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile,
     let mut components = IndexMap::new();
     let profile = parse("profile")?;
     let nagios = parse("nagios_client")?;
-    let monitored: Vec<String> =
-        nagios.get("components").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let monitored: Vec<String> = nagios
+        .get("components")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let machine = machine_name(&profile).ok_or_else(|| ProfileError::new(file, ProfileErrorKind::NoMachineName))?;
 
     match select {
@@ -128,7 +134,13 @@ pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile,
             }
         }
     }
-    Ok(Profile { machine, file: file.to_path_buf(), meta: skel.meta, monitored, components })
+    Ok(Profile {
+        machine,
+        file: file.to_path_buf(),
+        meta: skel.meta,
+        monitored,
+        components,
+    })
 }
 
 /// Read and parse a profile file.
@@ -150,7 +162,11 @@ fn machine_name(profile: &Component) -> Option<String> {
 pub fn dump(profile: &Profile) -> String {
     let mut lines: Vec<String> = profile
         .components()
-        .flat_map(|c| c.resources().iter().map(move |r| format!("{}.{}={}", c.name(), r.name, escape_line(&r.value))))
+        .flat_map(|c| {
+            c.resources()
+                .iter()
+                .map(move |r| format!("{}.{}={}", c.name(), r.name, escape_line(&r.value)))
+        })
         .collect();
     lines.sort();
     let mut out = String::with_capacity(lines.len() * 40);

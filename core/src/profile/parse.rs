@@ -55,7 +55,13 @@ pub(crate) fn parse_component(
 ) -> Result<Component, ScanError> {
     let mut reader = quick_xml::Reader::from_reader(&doc[span.start..span.end]);
     reader.config_mut().check_end_names = true;
-    let mut p = Parser { reader, base: span.start, comp: &span.name, entities, occurrences: Vec::new() };
+    let mut p = Parser {
+        reader,
+        base: span.start,
+        comp: &span.name,
+        entities,
+        occurrences: Vec::new(),
+    };
     p.component()?;
     p.resolve()
 }
@@ -66,7 +72,11 @@ impl<'a> Parser<'a> {
     }
 
     fn fail(&self, offset: usize, element: &str, kind: ProfileErrorKind) -> ScanError {
-        ScanError { offset, element: format!("lcfg/components/{}{element}", self.comp), kind }
+        ScanError {
+            offset,
+            element: format!("lcfg/components/{}{element}", self.comp),
+            kind: Box::new(kind),
+        }
     }
 
     fn resource_error(&self, offset: usize, resource: &str, message: impl Into<String>) -> ScanError {
@@ -84,7 +94,11 @@ impl<'a> Parser<'a> {
     fn next(&mut self) -> Result<Event<'a>, ScanError> {
         self.reader.read_event().map_err(|e| {
             let at = self.base + self.reader.error_position() as usize;
-            ScanError { offset: at, element: format!("lcfg/components/{}", self.comp), kind: xml_error(e) }
+            ScanError {
+                offset: at,
+                element: format!("lcfg/components/{}", self.comp),
+                kind: Box::new(xml_error(e)),
+            }
         })
     }
 
@@ -92,7 +106,13 @@ impl<'a> Parser<'a> {
         // The span starts with the component's own start tag.
         match self.next()? {
             Event::Start(_) => {}
-            _ => return Err(self.fail(self.base, "", ProfileErrorKind::Xml("component start tag expected".into()))),
+            _ => {
+                return Err(self.fail(
+                    self.base,
+                    "",
+                    ProfileErrorKind::Xml("component start tag expected".into()),
+                ));
+            }
         }
         loop {
             let at = self.pos();
@@ -104,7 +124,9 @@ impl<'a> Parser<'a> {
                     self.resource(&e, at, true, None, &[], None, &[])?;
                 }
                 Event::End(_) => return Ok(()),
-                Event::Eof => return Err(self.fail(at, "", ProfileErrorKind::Truncated("component is not closed".into()))),
+                Event::Eof => {
+                    return Err(self.fail(at, "", ProfileErrorKind::Truncated("component is not closed".into())));
+                }
                 _ => {}
             }
         }
@@ -157,7 +179,14 @@ impl<'a> Parser<'a> {
     ) -> Result<Option<String>, ScanError> {
         let local = e.name().as_ref().to_string();
         if !valid_name(&local) {
-            return Err(self.fail(at, &format!("/{local}"), ProfileErrorKind::InvalidName { what: "resource", name: local }));
+            return Err(self.fail(
+                at,
+                &format!("/{local}"),
+                ProfileErrorKind::InvalidName {
+                    what: "resource",
+                    name: local,
+                },
+            ));
         }
         let attrs = self.attrs(e, at, &format!("/{local}"))?;
         let tag = match &attrs.name {
@@ -233,7 +262,15 @@ impl<'a> Parser<'a> {
                         _ => unreachable!("matched Start or Empty above"),
                     };
                     let child_tag = if child.name().as_ref().ends_with("_RECORD") {
-                        self.record(child, cat, child_empty, own_templates.as_deref(), &tags2, child_base.clone(), &path)?
+                        self.record(
+                            child,
+                            cat,
+                            child_empty,
+                            own_templates.as_deref(),
+                            &tags2,
+                            child_base.clone(),
+                            &path,
+                        )?
                     } else {
                         self.resource(
                             child,
@@ -251,7 +288,11 @@ impl<'a> Parser<'a> {
                 }
                 Event::End(_) => break,
                 Event::Eof => {
-                    return Err(self.fail(cat, &format!("/{local}"), ProfileErrorKind::Truncated("element is not closed".into())));
+                    return Err(self.fail(
+                        cat,
+                        &format!("/{local}"),
+                        ProfileErrorKind::Truncated("element is not closed".into()),
+                    ));
                 }
                 _ => in_text = false,
             }
@@ -264,7 +305,13 @@ impl<'a> Parser<'a> {
         if priority >= 0 {
             let rtype = if is_list { ResourceType::List } else { rtype };
             self.occurrences.push(Occurrence {
-                res: Resource { name: flat, value, rtype, derivation: attrs.derivation, path },
+                res: Resource {
+                    name: flat,
+                    value,
+                    rtype,
+                    derivation: attrs.derivation,
+                    path,
+                },
                 context,
                 priority,
                 offset: at,
@@ -288,7 +335,11 @@ impl<'a> Parser<'a> {
         let local = e.name().as_ref().to_string();
         let attrs = self.attrs(e, at, &format!("/{local}"))?;
         let Some(raw) = attrs.name else {
-            return Err(self.resource_error(at, &local, format!("missing cfg:name attribute for '{local}' record node")));
+            return Err(self.resource_error(
+                at,
+                &local,
+                format!("missing cfg:name attribute for '{local}' record node"),
+            ));
         };
         let tag = self.tag(&raw, at, &local)?;
         if empty {
@@ -310,7 +361,11 @@ impl<'a> Parser<'a> {
                 }
                 Event::End(_) => return Ok(Some(tag)),
                 Event::Eof => {
-                    return Err(self.fail(cat, &format!("/{local}"), ProfileErrorKind::Truncated("record is not closed".into())));
+                    return Err(self.fail(
+                        cat,
+                        &format!("/{local}"),
+                        ProfileErrorKind::Truncated("record is not closed".into()),
+                    ));
                 }
                 _ => {}
             }
@@ -320,14 +375,24 @@ impl<'a> Parser<'a> {
     /// Unescape a `cfg:name`: the server prefixes one `_`, stripped when the value has
     /// at least two characters.
     fn tag(&self, raw: &str, at: usize, element: &str) -> Result<String, ScanError> {
-        let tag = if raw.len() >= 2 { raw.strip_prefix('_').unwrap_or(raw) } else { raw };
+        let tag = if raw.len() >= 2 {
+            raw.strip_prefix('_').unwrap_or(raw)
+        } else {
+            raw
+        };
         if tag.is_empty() || !tag.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
             return Err(self.resource_error(at, element, format!("invalid tag name '{tag}'")));
         }
         Ok(tag.to_string())
     }
 
-    fn context(&self, attrs: &Attrs, base: BaseContext, at: usize, flat: &str) -> Result<(Option<String>, i32), ScanError> {
+    fn context(
+        &self,
+        attrs: &Attrs,
+        base: BaseContext,
+        at: usize,
+        flat: &str,
+    ) -> Result<(Option<String>, i32), ScanError> {
         let own = attrs.context.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let own = match own {
             Some(expr) => Some((
@@ -336,7 +401,11 @@ impl<'a> Parser<'a> {
                     self.fail(
                         at,
                         &format!("/{flat}"),
-                        ProfileErrorKind::Context { component: self.comp.to_string(), resource: flat.to_string(), source },
+                        ProfileErrorKind::Context {
+                            component: self.comp.to_string(),
+                            resource: flat.to_string(),
+                            source,
+                        },
                     )
                 })?,
             )),
@@ -360,7 +429,10 @@ impl<'a> Parser<'a> {
         if let Some(v) = quick_xml::escape::resolve_predefined_entity(name) {
             return Ok(v.to_string());
         }
-        self.entities.get(name).cloned().ok_or_else(|| format!("unknown entity '&{name};'"))
+        self.entities
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("unknown entity '&{name};'"))
     }
 
     /// Resolve context alternatives: the highest priority wins; equal priority with a
@@ -380,19 +452,22 @@ impl<'a> Parser<'a> {
                         return Err(ScanError {
                             offset: occ.offset,
                             element: format!("lcfg/components/{}/{}", self.comp, occ.res.path.join("/")),
-                            kind: ProfileErrorKind::Conflict {
+                            kind: Box::new(ProfileErrorKind::Conflict {
                                 component: self.comp.to_string(),
                                 resource: occ.res.name.clone(),
                                 first: w.res.value.clone(),
                                 second: occ.res.value,
                                 priority: occ.priority,
-                            },
+                            }),
                         });
                     }
                 }
             }
         }
-        Ok(Component::from_resources(self.comp, winners.into_values().map(|o| o.res).collect()))
+        Ok(Component::from_resources(
+            self.comp,
+            winners.into_values().map(|o| o.res).collect(),
+        ))
     }
 }
 
@@ -409,7 +484,11 @@ fn parse_templates(attr: &str) -> Result<Vec<Template>, String> {
             let Some(i) = t.find("_$") else {
                 return Err(format!("template '{t}' has no '_$' placeholder"));
             };
-            Ok(Template { text: t.to_string(), field: t[..i].to_string(), dollars: t.matches('$').count() })
+            Ok(Template {
+                text: t.to_string(),
+                field: t[..i].to_string(),
+                dollars: t.matches('$').count(),
+            })
         })
         .collect()
 }
@@ -460,7 +539,11 @@ fn canonical(rtype: ResourceType, value: String) -> Result<String, String> {
                 || (!digits.is_empty()
                     && digits.bytes().all(|c| c.is_ascii_digit())
                     && (digits == "0" || !digits.starts_with('0')));
-            if ok { Ok(value) } else { Err(format!("invalid value '{value}' for integer resource")) }
+            if ok {
+                Ok(value)
+            } else {
+                Err(format!("invalid value '{value}' for integer resource"))
+            }
         }
         _ => Ok(value),
     }

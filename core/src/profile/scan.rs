@@ -40,17 +40,23 @@ type ScanResult<T> = Result<T, ProfileErrorKind>;
 pub(crate) struct ScanError {
     pub offset: usize,
     pub element: String,
-    pub kind: ProfileErrorKind,
+    pub kind: Box<ProfileErrorKind>,
 }
 
 impl ScanError {
     pub fn into_profile_error(self, file: &std::path::Path, doc: &[u8]) -> ProfileError {
-        ProfileError::new(file, self.kind).at(doc, self.offset).in_element(self.element)
+        ProfileError::new(file, *self.kind)
+            .at(doc, self.offset)
+            .in_element(self.element)
     }
 }
 
 fn err(offset: usize, element: &str, kind: ProfileErrorKind) -> ScanError {
-    ScanError { offset, element: element.to_string(), kind }
+    ScanError {
+        offset,
+        element: element.to_string(),
+        kind: Box::new(kind),
+    }
 }
 
 /// Scan a whole (decompressed) profile document.
@@ -62,10 +68,18 @@ pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
     loop {
         pos = skip_ws(doc, pos);
         if pos >= doc.len() {
-            return Err(err(pos, here, ProfileErrorKind::Truncated("<lcfg> is not closed".into())));
+            return Err(err(
+                pos,
+                here,
+                ProfileErrorKind::Truncated("<lcfg> is not closed".into()),
+            ));
         }
         if doc[pos] != b'<' {
-            return Err(err(pos, here, ProfileErrorKind::Xml("unexpected text inside <lcfg>".into())));
+            return Err(err(
+                pos,
+                here,
+                ProfileErrorKind::Xml("unexpected text inside <lcfg>".into()),
+            ));
         }
         let m = markup_at(doc, pos).map_err(|k| err(pos, here, k))?;
         match m {
@@ -117,9 +131,13 @@ fn find_lcfg(doc: &[u8], entities: &mut HashMap<String, String>) -> Result<(Opti
     let mut root: Option<Vec<u8>> = None;
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader
-            .read_event()
-            .map_err(|e| err(reader.error_position() as usize, "", ProfileErrorKind::Xml(e.to_string())))?;
+        let ev = reader.read_event().map_err(|e| {
+            err(
+                reader.error_position() as usize,
+                "",
+                ProfileErrorKind::Xml(e.to_string()),
+            )
+        })?;
         match ev {
             Event::Start(e) => {
                 let name = e.name().as_ref().as_bytes().to_vec();
@@ -144,7 +162,11 @@ fn find_lcfg(doc: &[u8], entities: &mut HashMap<String, String>) -> Result<(Opti
             }
             Event::DocType(d) => collect_entities(&d.xml10_content(), entities),
             Event::End(_) | Event::Eof => {
-                let what = if doc.iter().all(u8::is_ascii_whitespace) { "the file is empty" } else { "no <lcfg> element" };
+                let what = if doc.iter().all(u8::is_ascii_whitespace) {
+                    "the file is empty"
+                } else {
+                    "no <lcfg> element"
+                };
                 return Err(err(before, "", ProfileErrorKind::NotAProfile(what.into())));
             }
             _ => {}
@@ -169,7 +191,9 @@ fn collect_entities(text: &str, entities: &mut HashMap<String, String>) {
         }
         let name: String = decl.chars().take_while(|c| !c.is_whitespace()).collect();
         let rest = decl[name.len()..].trim_start();
-        let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else { continue };
+        let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            continue;
+        };
         if let Some(len) = rest[1..].find(q) {
             entities.insert(name, rest[1..1 + len].to_string());
         }
@@ -181,10 +205,18 @@ fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<us
     loop {
         pos = skip_ws(doc, pos);
         if pos >= doc.len() {
-            return Err(err(pos, here, ProfileErrorKind::Truncated("<components> is not closed".into())));
+            return Err(err(
+                pos,
+                here,
+                ProfileErrorKind::Truncated("<components> is not closed".into()),
+            ));
         }
         if doc[pos] != b'<' {
-            return Err(err(pos, here, ProfileErrorKind::Xml("unexpected text inside <components>".into())));
+            return Err(err(
+                pos,
+                here,
+                ProfileErrorKind::Xml("unexpected text inside <components>".into()),
+            ));
         }
         let start = pos;
         match markup_at(doc, pos).map_err(|k| err(pos, here, k))? {
@@ -198,7 +230,14 @@ fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<us
             Markup::Start { name, end, empty } => {
                 let name_s = String::from_utf8_lossy(name).into_owned();
                 if !valid_name(&name_s) {
-                    return Err(err(pos, here, ProfileErrorKind::InvalidName { what: "component", name: name_s }));
+                    return Err(err(
+                        pos,
+                        here,
+                        ProfileErrorKind::InvalidName {
+                            what: "component",
+                            name: name_s,
+                        },
+                    ));
                 }
                 if empty {
                     pos = end;
@@ -206,7 +245,11 @@ fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<us
                 }
                 let element = format!("{here}/{name_s}");
                 let close = skip_element(doc, end, name).map_err(|k| err(start, &element, k))?;
-                out.push(Span { name: name_s, start, end: close });
+                out.push(Span {
+                    name: name_s,
+                    start,
+                    end: close,
+                });
                 pos = close;
             }
         }
@@ -238,7 +281,13 @@ fn check_tail(doc: &[u8], mut pos: usize, root: Option<&[u8]>) -> Result<(), Sca
                 open = None;
                 pos = end;
             }
-            _ => return Err(err(pos, "", ProfileErrorKind::Xml("unexpected markup after </lcfg>".into()))),
+            _ => {
+                return Err(err(
+                    pos,
+                    "",
+                    ProfileErrorKind::Xml("unexpected markup after </lcfg>".into()),
+                ));
+            }
         }
     }
 }
@@ -265,10 +314,19 @@ fn skip_ws(doc: &[u8], mut pos: usize) -> usize {
 
 enum Markup<'a> {
     /// A start tag; `end` is just after its `>`.
-    Start { name: &'a [u8], end: usize, empty: bool },
-    End { name: &'a [u8], end: usize },
+    Start {
+        name: &'a [u8],
+        end: usize,
+        empty: bool,
+    },
+    End {
+        name: &'a [u8],
+        end: usize,
+    },
     /// Comment, CDATA or processing instruction.
-    Other { end: usize },
+    Other {
+        end: usize,
+    },
 }
 
 fn find_from(doc: &[u8], from: usize, pat: &[u8]) -> ScanResult<usize> {
@@ -289,16 +347,24 @@ fn name_end(doc: &[u8], from: usize) -> usize {
 fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
     let rest = &doc[pos..];
     if rest.starts_with(b"<!--") {
-        return Ok(Markup::Other { end: find_from(doc, pos + 4, b"-->")? });
+        return Ok(Markup::Other {
+            end: find_from(doc, pos + 4, b"-->")?,
+        });
     }
     if rest.starts_with(b"<![CDATA[") {
-        return Ok(Markup::Other { end: find_from(doc, pos + 9, b"]]>")? });
+        return Ok(Markup::Other {
+            end: find_from(doc, pos + 9, b"]]>")?,
+        });
     }
     if rest.starts_with(b"<?") {
-        return Ok(Markup::Other { end: find_from(doc, pos + 2, b"?>")? });
+        return Ok(Markup::Other {
+            end: find_from(doc, pos + 2, b"?>")?,
+        });
     }
     if rest.starts_with(b"<!") {
-        return Err(ProfileErrorKind::Xml("unexpected declaration inside the document".into()));
+        return Err(ProfileErrorKind::Xml(
+            "unexpected declaration inside the document".into(),
+        ));
     }
     if rest.starts_with(b"</") {
         let ne = name_end(doc, pos + 2);
@@ -309,7 +375,10 @@ fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
         if doc[gt] != b'>' {
             return Err(ProfileErrorKind::Xml("malformed end tag".into()));
         }
-        return Ok(Markup::End { name: &doc[pos + 2..ne], end: gt + 1 });
+        return Ok(Markup::End {
+            name: &doc[pos + 2..ne],
+            end: gt + 1,
+        });
     }
     let ne = name_end(doc, pos + 1);
     if ne == pos + 1 {
@@ -325,7 +394,11 @@ fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
         match doc[at] {
             b'>' => {
                 let empty = doc[at - 1] == b'/';
-                return Ok(Markup::Start { name: &doc[pos + 1..ne], end: at + 1, empty });
+                return Ok(Markup::Start {
+                    name: &doc[pos + 1..ne],
+                    end: at + 1,
+                    empty,
+                });
             }
             q => {
                 let Some(close) = memchr::memchr(q, &doc[at + 1..]) else {
@@ -378,7 +451,10 @@ fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
     open.push(b'<');
     open.extend_from_slice(name);
     for i in memmem::find_iter(region, &open) {
-        if matches!(region.get(i + open.len()), None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')) {
+        if matches!(
+            region.get(i + open.len()),
+            None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')
+        ) {
             return None;
         }
     }
@@ -391,7 +467,10 @@ fn skip_careful(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<usize> {
     let mut pos = from;
     loop {
         let Some(off) = memchr::memchr(b'<', &doc[pos..]) else {
-            return Err(ProfileErrorKind::Truncated(format!("<{}> is not closed", String::from_utf8_lossy(name))));
+            return Err(ProfileErrorKind::Truncated(format!(
+                "<{}> is not closed",
+                String::from_utf8_lossy(name)
+            )));
         };
         pos += off;
         match markup_at(doc, pos)? {

@@ -59,7 +59,10 @@ pub struct Component {
 
 impl Component {
     pub(crate) fn new(name: &str) -> Self {
-        Component { name: name.to_string(), ..Component::default() }
+        Component {
+            name: name.to_string(),
+            ..Component::default()
+        }
     }
 
     /// Build a component from resolved resources, in document order.
@@ -115,7 +118,10 @@ impl Component {
 
     /// The top-level nodes, in document order.
     pub fn children(&self) -> impl Iterator<Item = (&str, NodeRef<'_>)> {
-        self.root.children.iter().map(move |(k, node)| (k.as_str(), NodeRef { comp: self, node }))
+        self.root
+            .children
+            .iter()
+            .map(move |(k, node)| (k.as_str(), NodeRef { comp: self, node }))
     }
 
     /// Look up a dotted tree path (`vhosts.www.vhost_aliases.bare.vhost_alias`) or, when
@@ -166,13 +172,19 @@ impl<'a> NodeRef<'a> {
 
     /// A child node (`k(name)` in the Perl guide).
     pub fn child(&self, name: &str) -> Option<NodeRef<'a>> {
-        self.node.children.get(name).map(|node| NodeRef { comp: self.comp, node })
+        self.node
+            .children
+            .get(name)
+            .map(|node| NodeRef { comp: self.comp, node })
     }
 
     /// The children, in document order (`kids` in the Perl guide).
     pub fn children(&self) -> impl Iterator<Item = (&'a str, NodeRef<'a>)> + 'a {
         let comp = self.comp;
-        self.node.children.iter().map(move |(k, node)| (k.as_str(), NodeRef { comp, node }))
+        self.node
+            .children
+            .iter()
+            .map(move |(k, node)| (k.as_str(), NodeRef { comp, node }))
     }
 
     /// The value of a child leaf, `None` when absent.

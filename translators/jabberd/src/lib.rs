@@ -33,7 +33,8 @@ pub const CHECK_JABBER: &str = "check_jabber";
 /// The SSL check command name.
 pub const CHECK_JABBER_SSL: &str = "check_jabber_ssl";
 /// The start of the stream header jabberd sends, in jabberd's attribute order.
-pub const EXPECT_XML: &str = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'";
+pub const EXPECT_XML: &str =
+    "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'";
 /// The plain client port when `c2s_port` is unset.
 pub const DEFAULT_PORT: u16 = 5222;
 /// The SSL client port when `c2s_ssl_port` is unset.
@@ -81,11 +82,7 @@ fn positive(component: &Component, name: &str, default: u32) -> Result<u32, Tran
         None => Ok(default),
         Some(v) => match v.parse::<u32>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(TranslateError::invalid(
-                name,
-                v,
-                "not a positive whole number",
-            )),
+            _ => Err(TranslateError::invalid(name, v, "not a positive whole number")),
         },
     }
 }
@@ -105,17 +102,11 @@ impl Translator for Jabberd {
             .with(Command::new(CHECK_JABBER_SSL, check_jabber_ssl_line())))
     }
 
-    fn translate(
-        &self,
-        machine: &str,
-        component: &Component,
-        ctx: &mut Context,
-    ) -> Result<Bundle, TranslateError> {
+    fn translate(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
         // Validate everything before registering anything, so a bad value leaves no
         // contact group behind.
         let c2s_port = port(component, "c2s_port", DEFAULT_PORT)?;
-        let ssl = resource(component, "c2s_pemfile").is_some()
-            || resource(component, "c2s_oldpemfile").is_some();
+        let ssl = resource(component, "c2s_pemfile").is_some() || resource(component, "c2s_oldpemfile").is_some();
         let ssl_check = if ssl {
             let ssl_port = port(component, "c2s_ssl_port", DEFAULT_SSL_PORT)?;
             let days = positive(component, "cert_warn_days", DEFAULT_CERT_WARN_DAYS)?;

@@ -49,12 +49,7 @@ fn invalid(resource: &str, value: &str) -> Option<(String, String)> {
     match translate(&format!(
         "<{resource}>{value}</{resource}><c2s_pemfile>/p.pem</c2s_pemfile><nagios_groups>j</nagios_groups>"
     )) {
-        (
-            Err(TranslateError::InvalidValue {
-                resource, value, ..
-            }),
-            ctx,
-        ) => {
+        (Err(TranslateError::InvalidValue { resource, value, .. }), ctx) => {
             assert!(
                 ctx.registrations().is_empty(),
                 "no contact group is registered for a failed machine"
@@ -73,36 +68,27 @@ fn identifies_itself() {
 
 #[test]
 fn no_pemfile_means_no_ssl_service() {
-    let (result, ctx) =
-        translate("<c2s_pemfile></c2s_pemfile><nagios_groups>jabber ops</nagios_groups>");
+    let (result, ctx) = translate("<c2s_pemfile></c2s_pemfile><nagios_groups>jabber ops</nagios_groups>");
     let bundle = result.unwrap();
     bundle.check().unwrap();
     assert_eq!(services(&bundle), [pair("Jabber", "check_jabber!5222")]);
     assert!(!bundle.render().contains("Jabber SSL"));
     assert_eq!(
-        bundle.objects()[0]
-            .get("contact_groups")
-            .map(Value::render)
-            .as_deref(),
+        bundle.objects()[0].get("contact_groups").map(Value::render).as_deref(),
         Some("jabber,ops")
     );
     assert_eq!(
         ctx.registrations(),
         [
-            Registration::ContactGroup {
-                group: "jabber".into()
-            },
-            Registration::ContactGroup {
-                group: "ops".into()
-            }
+            Registration::ContactGroup { group: "jabber".into() },
+            Registration::ContactGroup { group: "ops".into() }
         ]
     );
 }
 
 #[test]
 fn pemfile_adds_ssl_service_with_defaults() {
-    let (result, _) =
-        translate("<c2s_pemfile>/p.pem</c2s_pemfile><nagios_groups>j</nagios_groups>");
+    let (result, _) = translate("<c2s_pemfile>/p.pem</c2s_pemfile><nagios_groups>j</nagios_groups>");
     let bundle = result.unwrap();
     bundle.check().unwrap();
     assert_eq!(
@@ -113,22 +99,15 @@ fn pemfile_adds_ssl_service_with_defaults() {
         ]
     );
     assert_eq!(
-        bundle.objects()[1]
-            .get("contact_groups")
-            .map(Value::render)
-            .as_deref(),
+        bundle.objects()[1].get("contact_groups").map(Value::render).as_deref(),
         Some("j")
     );
 }
 
 #[test]
 fn old_pemfile_alone_adds_ssl_service() {
-    let (result, _) =
-        translate("<c2s_oldpemfile>/old.pem</c2s_oldpemfile><nagios_groups>j</nagios_groups>");
-    let names: Vec<String> = services(&result.unwrap())
-        .into_iter()
-        .map(|(d, _)| d)
-        .collect();
+    let (result, _) = translate("<c2s_oldpemfile>/old.pem</c2s_oldpemfile><nagios_groups>j</nagios_groups>");
+    let names: Vec<String> = services(&result.unwrap()).into_iter().map(|(d, _)| d).collect();
     assert_eq!(names, ["Jabber", "Jabber SSL"]);
 }
 
@@ -149,14 +128,7 @@ fn ports_and_days_come_from_resources() {
 
 #[test]
 fn invalid_c2s_port_is_invalid_value() {
-    for bad in [
-        "http",
-        "0",
-        "65536",
-        "-1",
-        "52 22",
-        "5222\n}\ndefine command{",
-    ] {
+    for bad in ["http", "0", "65536", "-1", "52 22", "5222\n}\ndefine command{"] {
         assert_eq!(
             invalid("c2s_port", bad),
             Some(pair("c2s_port", bad)),
@@ -167,26 +139,11 @@ fn invalid_c2s_port_is_invalid_value() {
 
 #[test]
 fn invalid_ssl_port_and_days_are_invalid_values() {
-    assert_eq!(
-        invalid("c2s_ssl_port", "0"),
-        Some(pair("c2s_ssl_port", "0"))
-    );
-    assert_eq!(
-        invalid("c2s_ssl_port", "99999"),
-        Some(pair("c2s_ssl_port", "99999"))
-    );
-    assert_eq!(
-        invalid("cert_warn_days", "0"),
-        Some(pair("cert_warn_days", "0"))
-    );
-    assert_eq!(
-        invalid("cert_warn_days", "-3"),
-        Some(pair("cert_warn_days", "-3"))
-    );
-    assert_eq!(
-        invalid("cert_warn_days", "four"),
-        Some(pair("cert_warn_days", "four"))
-    );
+    assert_eq!(invalid("c2s_ssl_port", "0"), Some(pair("c2s_ssl_port", "0")));
+    assert_eq!(invalid("c2s_ssl_port", "99999"), Some(pair("c2s_ssl_port", "99999")));
+    assert_eq!(invalid("cert_warn_days", "0"), Some(pair("cert_warn_days", "0")));
+    assert_eq!(invalid("cert_warn_days", "-3"), Some(pair("cert_warn_days", "-3")));
+    assert_eq!(invalid("cert_warn_days", "four"), Some(pair("cert_warn_days", "four")));
 }
 
 #[test]
@@ -194,10 +151,7 @@ fn ssl_resources_are_ignored_without_a_pemfile() {
     let (result, _) = translate(
         "<c2s_ssl_port>bogus</c2s_ssl_port><cert_warn_days>0</cert_warn_days><nagios_groups>j</nagios_groups>",
     );
-    assert_eq!(
-        services(&result.unwrap()),
-        [pair("Jabber", "check_jabber!5222")]
-    );
+    assert_eq!(services(&result.unwrap()), [pair("Jabber", "check_jabber!5222")]);
 }
 
 #[test]
@@ -223,12 +177,7 @@ fn start_pass_command_lines() {
     bundle.check().unwrap();
     let commands: Vec<(&str, &str)> = bundle
         .iter()
-        .map(|o| {
-            (
-                o.get_str("command_name").unwrap(),
-                o.get_str("command_line").unwrap(),
-            )
-        })
+        .map(|o| (o.get_str("command_name").unwrap(), o.get_str("command_line").unwrap()))
         .collect();
     let quoted = format!("-e \"{EXPECT_XML}\"");
     assert_eq!(
@@ -240,14 +189,13 @@ fn start_pass_command_lines() {
             ),
             (
                 "check_jabber_ssl",
-                format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ --ssl -D $ARG2$ {quoted}")
-                    .as_str()
+                format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ --ssl -D $ARG2$ {quoted}").as_str()
             ),
         ]
     );
-    assert!(EXPECT_XML.starts_with(
-        "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
-    ));
+    assert!(
+        EXPECT_XML.starts_with("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' ")
+    );
     assert!(!EXPECT_XML.contains(['"', '$', '\n', '\r', ';', '!']));
     for (_, line) in commands {
         assert!(only_known_macros(line), "{line}");

@@ -20,20 +20,10 @@ fn jabber1_plain_and_ssl() {
     assert_eq!(profile.machine, "jabber1.example.org");
     let component = profile.component("jabberd").unwrap();
     let mut ctx = Context::new(&profile.machine, "jabberd");
-    let bundle = Jabberd
-        .translate(&profile.machine, component, &mut ctx)
-        .unwrap();
+    let bundle = Jabberd.translate(&profile.machine, component, &mut ctx).unwrap();
     bundle.check().unwrap();
-    assert!(
-        ctx.warnings().is_empty(),
-        "unexpected warnings: {:?}",
-        ctx.warnings()
-    );
-    let registrations: String = ctx
-        .registrations()
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
+    assert!(ctx.warnings().is_empty(), "unexpected warnings: {:?}", ctx.warnings());
+    let registrations: String = ctx.registrations().iter().map(|r| format!("{r}\n")).collect();
     insta::assert_snapshot!("jabber1_translate", bundle.render());
     insta::assert_snapshot!("jabber1_registrations", registrations);
 }

@@ -58,14 +58,8 @@ impl Translator for Kerberos {
         Ok(Bundle::new().with(Command::new(CHECK_KDC, CHECK_KDC_LINE)))
     }
 
-    fn translate(
-        &self,
-        machine: &str,
-        component: &Component,
-        ctx: &mut Context,
-    ) -> Result<Bundle, TranslateError> {
-        let kdc_type =
-            resource(component, "type").ok_or_else(|| TranslateError::missing("type"))?;
+    fn translate(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
+        let kdc_type = resource(component, "type").ok_or_else(|| TranslateError::missing("type"))?;
         let realm = resource(component, "realm").ok_or_else(|| TranslateError::missing("realm"))?;
         if kdc_type != "master" && kdc_type != "slave" {
             ctx.warn(format!(
@@ -83,12 +77,7 @@ impl Translator for Kerberos {
             Service::new(DEFAULT_SERVICE)
                 .host_name(machine)
                 .service_description(SERVICE_DESCRIPTION)
-                .check_command(
-                    CheckCommand::new(CHECK_KDC)
-                        .arg(realm)
-                        .arg(principal)
-                        .arg(keytab),
-                )
+                .check_command(CheckCommand::new(CHECK_KDC).arg(realm).arg(principal).arg(keytab))
                 .contact_groups(groups),
         ))
     }

@@ -28,10 +28,7 @@ fn translate(body: &str) -> (Result<Bundle, TranslateError>, Context) {
 
 fn check_command(bundle: &Bundle) -> String {
     assert_eq!(bundle.len(), 1);
-    bundle.objects()[0]
-        .get("check_command")
-        .map(Value::render)
-        .unwrap()
+    bundle.objects()[0].get("check_command").map(Value::render).unwrap()
 }
 
 #[test]
@@ -57,8 +54,7 @@ fn missing_realm_is_missing_resource() {
 
 #[test]
 fn empty_realm_is_missing_resource() {
-    let (result, _) =
-        translate("<type>master</type><realm>  </realm><nagios_groups>kdc</nagios_groups>");
+    let (result, _) = translate("<type>master</type><realm>  </realm><nagios_groups>kdc</nagios_groups>");
     assert_eq!(result, Err(TranslateError::missing("realm")));
 }
 
@@ -70,9 +66,7 @@ fn missing_type_is_missing_resource() {
 
 #[test]
 fn client_type_warns_and_monitors_nothing() {
-    let (result, ctx) = translate(
-        "<type>client</type><realm>EXAMPLE.ORG</realm><nagios_groups>kdc</nagios_groups>",
-    );
+    let (result, ctx) = translate("<type>client</type><realm>EXAMPLE.ORG</realm><nagios_groups>kdc</nagios_groups>");
     let bundle = result.unwrap();
     assert!(bundle.is_empty());
     assert_eq!(
@@ -90,8 +84,7 @@ fn missing_groups_is_missing_resource() {
 
 #[test]
 fn defaults_principal_and_keytab() {
-    let (result, ctx) =
-        translate("<type>slave</type><realm>EX.ORG</realm><nagios_groups>a b</nagios_groups>");
+    let (result, ctx) = translate("<type>slave</type><realm>EX.ORG</realm><nagios_groups>a b</nagios_groups>");
     let bundle = result.unwrap();
     bundle.check().unwrap();
     assert_eq!(
@@ -102,10 +95,7 @@ fn defaults_principal_and_keytab() {
     assert_eq!(o.get_str("host_name"), Some(MACHINE));
     assert_eq!(o.get_str("service_description"), Some("Kerberos KDC"));
     assert_eq!(o.get_str("use"), Some("default-service"));
-    assert_eq!(
-        o.get("contact_groups").map(Value::render).as_deref(),
-        Some("a,b")
-    );
+    assert_eq!(o.get("contact_groups").map(Value::render).as_deref(), Some("a,b"));
     assert_eq!(
         ctx.registrations(),
         [
@@ -142,8 +132,7 @@ fn empty_principal_and_keytab_fall_back_to_defaults() {
 
 #[test]
 fn command_arguments_are_escaped() {
-    let (result, _) =
-        translate("<type>master</type><realm>A!B$C;D</realm><nagios_groups>kdc</nagios_groups>");
+    let (result, _) = translate("<type>master</type><realm>A!B$C;D</realm><nagios_groups>kdc</nagios_groups>");
     let bundle = result.unwrap();
     bundle.check().unwrap();
     assert_eq!(
@@ -154,9 +143,8 @@ fn command_arguments_are_escaped() {
 
 #[test]
 fn hostile_realm_cannot_be_written() {
-    let (result, _) = translate(
-        "<type>master</type><realm>EX\n}\ndefine command{</realm><nagios_groups>kdc</nagios_groups>",
-    );
+    let (result, _) =
+        translate("<type>master</type><realm>EX\n}\ndefine command{</realm><nagios_groups>kdc</nagios_groups>");
     let bundle = result.unwrap();
     let args = match bundle.objects()[0].get("check_command") {
         Some(Value::Command(c)) => c.args.clone(),

@@ -15,20 +15,10 @@ fn translate_sample(file: &str) -> (String, String, String) {
     let profile = read_profile(&path, Select::Monitoring).unwrap();
     let component = profile.component("kerberos").unwrap();
     let mut ctx = Context::new(&profile.machine, "kerberos");
-    let bundle = Kerberos
-        .translate(&profile.machine, component, &mut ctx)
-        .unwrap();
+    let bundle = Kerberos.translate(&profile.machine, component, &mut ctx).unwrap();
     bundle.check().unwrap();
-    assert!(
-        ctx.warnings().is_empty(),
-        "unexpected warnings: {:?}",
-        ctx.warnings()
-    );
-    let registrations: String = ctx
-        .registrations()
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
+    assert!(ctx.warnings().is_empty(), "unexpected warnings: {:?}", ctx.warnings());
+    let registrations: String = ctx.registrations().iter().map(|r| format!("{r}\n")).collect();
     (profile.machine.clone(), bundle.render(), registrations)
 }
 

@@ -1,0 +1,142 @@
+//! The binaries as a user runs them: exit codes, summaries, `--format json`,
+//! `--validate` with the real nagios4, and `monitor-test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample")
+}
+
+fn compile(profiles: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+        .args(["--once", "--profiles"])
+        .arg(profiles)
+        .arg("--output")
+        .arg(out)
+        .arg("--users")
+        .arg(samples().join("users.toml"))
+        .args(extra)
+        .output()
+        .expect("run monitor-compile")
+}
+
+fn copy_samples(dir: &Path) {
+    for f in ["kdc1.xml", "jabber1.xml", "web1.xml"] {
+        std::fs::copy(samples().join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn once_on_samples_validates_and_exits_zero() {
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(&samples(), out.path(), &["--validate"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("monitor-compile: 3 machines, 4 services, 0 errors"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown component: [web1.example.org cosign"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nagios -v: ok (0 errors"), "{stderr}");
+    assert!(out.path().join("20-machines/kdc1.example.org.cfg").exists());
+}
+
+#[test]
+fn json_summary_goes_to_stdout() {
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(&samples(), out.path(), &["--format", "json"]);
+    assert_eq!(r.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("stdout is JSON");
+    assert_eq!(v["report"]["machines"], 3);
+    assert_eq!(v["report"]["services"], 4);
+    assert_eq!(v["report"]["errors"].as_array().unwrap().len(), 0);
+    assert_eq!(v["written"]["written"], 7);
+}
+
+#[test]
+fn broken_profile_exits_one_and_the_rest_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let text = std::fs::read_to_string(samples().join("kdc1.xml")).unwrap();
+    std::fs::write(dir.path().join("broken.xml"), &text[..text.len() / 3]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(dir.path(), out.path(), &["--validate"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken.xml:"),
+        "the error names the file and line: {stderr}"
+    );
+    assert!(out.path().join("20-machines/jabber1.example.org.cfg").exists());
+    assert!(stderr.contains("nagios -v: ok"), "{stderr}");
+}
+
+#[test]
+fn missing_profile_directory_is_fatal() {
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(Path::new("/nonexistent/profiles"), out.path(), &[]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/profiles: not a directory"));
+}
+
+fn monitor_test(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_monitor-test"))
+        .args(args)
+        .output()
+        .expect("run monitor-test")
+}
+
+#[test]
+fn monitor_test_prints_fragments_and_registrations() {
+    let kdc = samples().join("kdc1.xml");
+    let r = monitor_test(&["kerberos", kdc.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(stdout.contains("# machine: kdc1.example.org"), "{stdout}");
+    assert!(stdout.contains("command_name                    check_kdc"), "{stdout}");
+    assert!(
+        stdout.contains("service_description             Kerberos KDC"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("## registrations\nnotifies contact group kdc\nnotifies contact group infrastructure\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn monitor_test_fails_on_translator_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(samples().join("kdc1.xml")).unwrap();
+    let no_realm = text.replace("EXAMPLE.ORG</realm>", "</realm>");
+    let f = dir.path().join("norealm.xml");
+    std::fs::write(&f, no_realm).unwrap();
+    let r = monitor_test(&["kerberos", f.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("kdc1.example.org kerberos: translate: missing resource realm"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn monitor_test_dump_prints_flat_resources_sorted() {
+    let web = samples().join("web1.xml");
+    let r = monitor_test(&["--dump", web.to_str().unwrap()]);
+    assert!(r.status.success());
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "web1.example.org");
+    let mut sorted = lines[1..].to_vec();
+    sorted.sort();
+    assert_eq!(lines[1..], sorted[..]);
+    assert!(lines.contains(&"apacheconf.vhost_alias_www_bare=example.org"));
+    assert!(lines.contains(&"apacheconf.loglevel=debug"));
+    assert!(lines.contains(&"apacheconf.listen_addr_80=*:80"));
+    assert!(lines.contains(&"apacheconf.vhost_aliases_weblogin="));
+}
