@@ -11,7 +11,10 @@
 //! - free text refuses `$`, which Nagios would expand as a macro in some directives;
 //! - check command arguments escape `!` as `\!` (so a value cannot split arguments) and
 //!   `$` as `$$` (Nagios expands macros inside arguments; `$$` is a literal `$`). An
-//!   argument may not end in `\`, which would escape the `!` that follows it.
+//!   argument may not end in `\`, which would escape the `!` that follows it;
+//! - Nagios hands command lines to `/bin/sh`, so every `$ARGn$` in a `command_line` must
+//!   stand inside single quotes, and an argument may not contain a single quote: then no
+//!   argument can reach the shell as anything but one literal word.
 //!
 //! A `}` inside a value is harmless: Nagios only ends an object on a line that is `}`
 //! alone, and a value is always written after its directive name.
@@ -107,6 +110,35 @@ pub fn check_name(directive: &str, v: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// Every `$ARGn$` of a command line must be inside single quotes, so the shell takes
+/// the argument's value literally.
+fn check_args_quoted(directive: &str, line: &str) -> Result<(), ValueError> {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let b = line.as_bytes();
+    let mut q = Quote::None;
+    let mut i = 0;
+    while i < b.len() {
+        match (&q, b[i]) {
+            (Quote::None | Quote::Double, b'\\') => i += 1,
+            (Quote::None, b'\'') => q = Quote::Single,
+            (Quote::Single, b'\'') => q = Quote::None,
+            (Quote::None, b'"') => q = Quote::Double,
+            (Quote::Double, b'"') => q = Quote::None,
+            (Quote::None | Quote::Double, b'$') if b[i + 1..].starts_with(b"ARG") => {
+                return Err(fail(directive, line, "$ARGn$ must be inside single quotes ('$ARG1$')"));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 impl Value {
     /// Check that the value can be written safely.
     pub fn check(&self, directive: &str) -> Result<(), ValueError> {
@@ -141,6 +173,9 @@ impl Value {
                 let last = c.args.len().saturating_sub(1);
                 for (i, a) in c.args.iter().enumerate() {
                     check_line(directive, a)?;
+                    if a.contains('\'') {
+                        return Err(fail(directive, a, "an argument contains a single quote"));
+                    }
                     if i < last && a.ends_with('\\') {
                         return Err(fail(
                             directive,
@@ -156,7 +191,7 @@ impl Value {
                 if l.trim().is_empty() {
                     return Err(fail(directive, l, "is empty"));
                 }
-                Ok(())
+                check_args_quoted(directive, l)
             }
         }
     }
@@ -217,6 +252,11 @@ mod tests {
         let c = Value::Command(CheckCommand::new("check_x").arg("a!b").arg("$USER1$;x"));
         assert!(c.check("check_command").is_ok());
         assert_eq!(c.render(), "check_x!a\\!b!$$USER1$$\\;x");
+        assert!(Value::Command(CheckCommand::new("c").arg("it's")).check("check_command").is_err());
+        assert!(Value::CommandLine("$USER1$/x -H $HOSTADDRESS$ -p '$ARG1$'".into()).check("command_line").is_ok());
+        assert!(Value::CommandLine("$USER1$/x -p $ARG1$".into()).check("command_line").is_err());
+        assert!(Value::CommandLine("$USER1$/x -e \"$ARG1$\"".into()).check("command_line").is_err());
+        assert!(Value::CommandLine("x -e \"it's\" '$ARG1$'".into()).check("command_line").is_ok());
         let bad = Value::Command(CheckCommand::new("check_x").arg("a\\").arg("b"));
         assert!(bad.check("check_command").is_err());
         assert!(

@@ -48,12 +48,12 @@ pub struct Jabberd;
 
 /// The `check_jabber` command line: `$ARG1$` port.
 pub fn check_jabber_line() -> String {
-    format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ -e \"{EXPECT_XML}\"")
+    format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' -e \"{EXPECT_XML}\"")
 }
 
 /// The `check_jabber_ssl` command line: `$ARG1$` port, `$ARG2$` certificate warning days.
 pub fn check_jabber_ssl_line() -> String {
-    format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ --ssl -D $ARG2$ -e \"{EXPECT_XML}\"")
+    format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' --ssl -D '$ARG2$' -e \"{EXPECT_XML}\"")
 }
 
 /// A resource's value, trimmed, or `None` when it is absent or blank.

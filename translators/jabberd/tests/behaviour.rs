@@ -185,11 +185,11 @@ fn start_pass_command_lines() {
         [
             (
                 "check_jabber",
-                format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ {quoted}").as_str()
+                format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' {quoted}").as_str()
             ),
             (
                 "check_jabber_ssl",
-                format!("$USER1$/check_jabber -H $HOSTADDRESS$ -p $ARG1$ --ssl -D $ARG2$ {quoted}").as_str()
+                format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' --ssl -D '$ARG2$' {quoted}").as_str()
             ),
         ]
     );

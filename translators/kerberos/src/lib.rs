@@ -30,7 +30,7 @@ use monitor_core::translator::{Context, TranslateError, Translator};
 /// The `check_kdc` command name.
 pub const CHECK_KDC: &str = "check_kdc";
 /// The `check_kdc` command line: `$ARG1$` realm, `$ARG2$` principal, `$ARG3$` keytab.
-pub const CHECK_KDC_LINE: &str = "$USER1$/check_kdc -H $HOSTADDRESS$ -r $ARG1$ -P $ARG2$ -k $ARG3$";
+pub const CHECK_KDC_LINE: &str = "$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1$' -P '$ARG2$' -k '$ARG3$'";
 /// The keytab used when `nagios_keytab` is unset.
 pub const DEFAULT_KEYTAB: &str = "/etc/nagios4/krb5.keytab";
 /// The service description of the KDC check.

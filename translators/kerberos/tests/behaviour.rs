@@ -168,6 +168,6 @@ fn start_pass_command_line() {
     assert_eq!(o.get_str("command_name"), Some("check_kdc"));
     assert_eq!(
         o.get_str("command_line"),
-        Some("$USER1$/check_kdc -H $HOSTADDRESS$ -r $ARG1$ -P $ARG2$ -k $ARG3$")
+        Some("$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1$' -P '$ARG2$' -k '$ARG3$'")
     );
 }
