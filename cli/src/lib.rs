@@ -10,6 +10,8 @@ pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
     vec![
         Box::new(translator_kerberos::Kerberos),
         Box::new(translator_jabberd::Jabberd),
+        Box::new(translator_cosign::Cosign),
+        Box::new(translator_apacheconf::Apacheconf),
     ]
 }
 

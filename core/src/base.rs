@@ -15,6 +15,16 @@ use crate::nagios::{Bundle, Command, Object, ObjectKind, Value};
 
 /// The name of the contact template.
 pub const GENERIC_CONTACT: &str = "generic-contact";
+/// `check_tcp!PORT`.
+pub const CHECK_TCP: &str = "check_tcp";
+/// `check_tcp_expect!PORT!EXPECTED-BANNER`.
+pub const CHECK_TCP_EXPECT: &str = "check_tcp_expect";
+/// `check_http!PORT`: plain HTTP on the host's address.
+pub const CHECK_HTTP: &str = "check_http";
+/// The dummy command of passive services: CRITICAL when Nagios has to run it (stale).
+pub const CHECK_PASSIVE: &str = "check_passive";
+/// Always UP: the host check of virtual hosts.
+pub const CHECK_DUMMY_UP: &str = "check-dummy-up";
 /// The timeperiod every template uses.
 pub const ALWAYS: &str = "24x7";
 
@@ -105,6 +115,24 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
             ),
         ));
     }
+    // Standard plugins every site has; translators use them rather than defining their own.
+    b.push(Command::new(
+        CHECK_TCP,
+        "$USER1$/check_tcp -H '$HOSTADDRESS$' -p '$ARG1$'",
+    ));
+    b.push(Command::new(
+        CHECK_TCP_EXPECT,
+        "$USER1$/check_tcp -H '$HOSTADDRESS$' -p '$ARG1$' -e '$ARG2$'",
+    ));
+    b.push(Command::new(
+        CHECK_HTTP,
+        "$USER1$/check_http -I '$HOSTADDRESS$' -p '$ARG1$'",
+    ));
+    b.push(Command::new(
+        CHECK_PASSIVE,
+        "$USER1$/check_dummy 2 'CRITICAL: no passive check result received'",
+    ));
+    b.push(Command::new(CHECK_DUMMY_UP, "$USER1$/check_dummy 0 'virtual host'"));
     b.push(Command::new(
         "check-host-alive",
         "$USER1$/check_ping -H $HOSTADDRESS$ -w 3000.0,80% -c 5000.0,100% -p 5",

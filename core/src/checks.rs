@@ -23,7 +23,28 @@ impl Definitions {
     pub fn define(&mut self, bundle: &Bundle, source: &str) -> Result<(), String> {
         let mut errors = Vec::new();
         let mut added: Vec<(ObjectKind, String)> = Vec::new();
+        let mut added_services: Vec<(String, String)> = Vec::new();
         for o in bundle {
+            if o.kind == ObjectKind::Service && !o.is_template() {
+                match (o.get_str("host_name"), o.get_str("service_description")) {
+                    (Some(h), Some(d)) => {
+                        let key = (h.to_string(), d.to_string());
+                        let first = match self.services.get(&key) {
+                            Some(first) => Some(first.as_str()),
+                            None if added_services.contains(&key) => Some(source),
+                            None => None,
+                        };
+                        match first {
+                            Some(first) => errors.push(format!(
+                                "duplicate service '{d}' on host {h}: defined by {first} and by {source}"
+                            )),
+                            None => added_services.push(key),
+                        }
+                    }
+                    _ => errors.push("a service needs host_name and service_description".into()),
+                }
+                continue;
+            }
             if o.is_template() {
                 if let Some(n) = o.get_str("name") {
                     self.templates.insert((o.kind, n.to_string()));
@@ -44,6 +65,9 @@ impl Definitions {
             }
         }
         if errors.is_empty() {
+            for key in added_services {
+                self.services.insert(key, source.to_string());
+            }
             Ok(())
         } else {
             for k in added {
@@ -64,40 +88,35 @@ impl Definitions {
         self.named.contains_key(&(kind, name.to_string()))
     }
 
-    /// Check the references and service identities of `bundle`. On success the
-    /// bundle's services are recorded, so a later duplicate is caught.
-    pub fn check_references(&mut self, bundle: &Bundle, source: &str) -> Result<(), String> {
-        let mut errors = Vec::new();
-        let mut seen = Vec::new();
+    /// Forget what `define` recorded for `bundle`'s services (its source was dropped).
+    pub fn undefine_services(&mut self, bundle: &Bundle) {
         for o in bundle {
-            self.check_object(o, &mut errors);
-            if o.kind == ObjectKind::Service && !o.is_template() {
-                match (o.get_str("host_name"), o.get_str("service_description")) {
-                    (Some(h), Some(d)) => {
-                        let key = (h.to_string(), d.to_string());
-                        let first = match self.services.get(&key) {
-                            Some(first) => Some(first.as_str()),
-                            None if seen.contains(&key) => Some(source),
-                            None => None,
-                        };
-                        match first {
-                            Some(first) => errors.push(format!(
-                                "duplicate service '{d}' on host {h}: defined by {first} and by {source}"
-                            )),
-                            None => seen.push(key),
-                        }
-                    }
-                    _ => errors.push("a service needs host_name and service_description".into()),
-                }
+            if let (ObjectKind::Service, Some(h), Some(d)) =
+                (o.kind, o.get_str("host_name"), o.get_str("service_description"))
+            {
+                self.services.remove(&(h.to_string(), d.to_string()));
             }
         }
-        if !errors.is_empty() {
-            return Err(errors.join("; "));
+    }
+
+    fn has_service(&self, host: Option<&str>, desc: Option<&str>) -> bool {
+        match (host, desc) {
+            (Some(h), Some(d)) => self.services.contains_key(&(h.to_string(), d.to_string())),
+            _ => false,
         }
-        for key in seen {
-            self.services.insert(key, source.to_string());
+    }
+
+    /// Check the references of `bundle` against everything defined in the pass.
+    pub fn check_references(&self, bundle: &Bundle, _source: &str) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for o in bundle {
+            self.check_object(o, &mut errors);
         }
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     fn check_object(&self, o: &Object, errors: &mut Vec<String>) {
@@ -130,11 +149,32 @@ impl Definitions {
         need(ObjectKind::TimePeriod, "check_period", errors);
         need(ObjectKind::TimePeriod, "notification_period", errors);
         need(ObjectKind::TimePeriod, "escalation_period", errors);
+        let service = |h: &str, d: &str, errors: &mut Vec<String>| {
+            if !self.has_service(o.get_str(h), o.get_str(d)) {
+                errors.push(format!(
+                    "{kind} refers to undefined service '{}' on host {}",
+                    o.get_str(d).unwrap_or_default(),
+                    o.get_str(h).unwrap_or_default()
+                ));
+            }
+        };
         match o.kind {
-            ObjectKind::Service | ObjectKind::ServiceEscalation => need(ObjectKind::Host, "host_name", errors),
+            ObjectKind::Service => need(ObjectKind::Host, "host_name", errors),
+            ObjectKind::ServiceEscalation => service("host_name", "service_description", errors),
             ObjectKind::ServiceDependency => {
-                need(ObjectKind::Host, "host_name", errors);
-                need(ObjectKind::Host, "dependent_host_name", errors);
+                service("host_name", "service_description", errors);
+                service("dependent_host_name", "dependent_service_description", errors);
+            }
+            ObjectKind::ServiceGroup => {
+                if let Some(v) = o.get("members") {
+                    for pair in v.names().chunks(2) {
+                        if let [h, d] = pair
+                            && !self.services.contains_key(&(h.to_string(), d.to_string()))
+                        {
+                            errors.push(format!("servicegroup member '{d}' on host {h} is not defined"));
+                        }
+                    }
+                }
             }
             _ => {}
         }

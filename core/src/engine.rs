@@ -25,10 +25,11 @@ use crate::base::{BaseConfig, base_definitions};
 use crate::cache::{ComponentRecord, Entry, FragmentCache, MachineRecord, Translated, TranslatorId};
 use crate::checks::Definitions;
 use crate::helpers::DEFAULT_HOST;
-use crate::managers::{Registered, users};
+use crate::managers::dependencies::Explicit;
+use crate::managers::{Finding, Registered, ServiceIndex, clusters, dependencies, passive, users};
 use crate::nagios::{Bundle, Host, ObjectKind};
 use crate::profile::{Select, parse_profile};
-use crate::translator::{Context, Registration, TranslateError, Translator};
+use crate::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
 use crate::users::{UserSource, UsersError};
 
 /// A failure that stops the whole pass (nothing is written).
@@ -477,11 +478,7 @@ impl Engine {
         }
 
         // Per machine: which components' fragments survive our checks.
-        struct Part<'a> {
-            component: &'a str,
-            translated: &'a Translated,
-        }
-        let mut kept: BTreeMap<&str, (&Path, Vec<Part<'_>>)> = BTreeMap::new();
+        let mut kept: Kept<'_> = BTreeMap::new();
         for (machine, (file, rec)) in &machines {
             let mut parts = Vec::new();
             for c in &rec.components {
@@ -528,19 +525,19 @@ impl Engine {
                 kept.insert(machine, (file, parts));
             }
         }
+        let file_of = |m: &Option<String>| m.as_deref().and_then(|m| machines.get(m)).map(|(f, _)| *f);
+        let finding = |f: &Finding| Problem {
+            file: file_of(&f.machine).map(Path::to_path_buf),
+            machine: f.machine.clone(),
+            component: f.component.clone(),
+            message: f.message.clone(),
+        };
 
-        // Contact groups come from registrations; the user manager defines them.
-        let registered: Vec<Registered<'_>> = kept
-            .iter()
-            .flat_map(|(m, (_, parts))| {
-                parts.iter().map(move |p| Registered {
-                    machine: m,
-                    component: p.component,
-                    registrations: &p.translated.registrations,
-                })
-            })
-            .collect();
-        let users_out = users::assemble(registered.iter().copied(), contacts);
+        // Contact groups are defined by the user manager, from every registration.
+        let users_out = {
+            let registered = registered_of(&kept);
+            users::assemble(registered.iter().copied(), contacts)
+        };
         for e in &users_out.errors {
             report.errors.push(Problem::new(e.clone()));
         }
@@ -548,9 +545,111 @@ impl Engine {
             defs.define_group(g);
         }
 
-        // Reference checks, in output order.
-        let mut files_out = BTreeMap::new();
-        fn check(defs: &mut Definitions, b: &Bundle, source: &str, report: &mut PassReport) -> bool {
+        // Reference checks, repeated until no fragment is dropped: a dropped fragment's
+        // services may be what another fragment referred to. Only fragments that pass
+        // feed the other managers.
+        loop {
+            let mut dropped = false;
+            for (machine, (file, parts)) in kept.iter_mut() {
+                parts.retain(|p| match defs.check_references(&p.translated.fragments, "") {
+                    Ok(()) => true,
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(Problem::new(e).file(file).machine(machine).component(p.component));
+                        defs.undefine_services(&p.translated.fragments);
+                        dropped = true;
+                        false
+                    }
+                });
+            }
+            if !dropped {
+                break;
+            }
+        }
+
+        let registered = registered_of(&kept);
+        let mut services: ServiceIndex<'_> = HashMap::new();
+        let mut explicit = Vec::new();
+        for (machine, (_, parts)) in &kept {
+            for p in parts {
+                for o in &p.translated.fragments {
+                    match o.kind {
+                        ObjectKind::Service if !o.is_template() => {
+                            if let (Some(h), Some(d)) = (o.get_str("host_name"), o.get_str("service_description")) {
+                                services.insert(
+                                    ServiceRef {
+                                        host: h.into(),
+                                        description: d.into(),
+                                    },
+                                    o,
+                                );
+                            }
+                        }
+                        ObjectKind::ServiceDependency => {
+                            let r = |h: &str, d: &str| {
+                                Some(ServiceRef {
+                                    host: o.get_str(h)?.into(),
+                                    description: o.get_str(d)?.into(),
+                                })
+                            };
+                            if let (Some(master), Some(dependent)) = (
+                                r("host_name", "service_description"),
+                                r("dependent_host_name", "dependent_service_description"),
+                            ) {
+                                explicit.push(Explicit {
+                                    master,
+                                    dependent,
+                                    machine: machine.to_string(),
+                                    component: p.component.to_string(),
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let clusters_out = clusters::assemble(&registered, &services);
+        let deps_out = dependencies::assemble(&registered, &clusters_out.provides, &explicit);
+        let passive_out = passive::assemble(&registered, &services);
+        drop(services);
+        drop(registered);
+        for f in clusters_out
+            .errors
+            .iter()
+            .chain(&deps_out.errors)
+            .chain(&passive_out.errors)
+        {
+            report.errors.push(finding(f));
+        }
+        for f in clusters_out.warnings.iter().chain(&deps_out.warnings) {
+            report.warnings.push(finding(f));
+        }
+        let mut clusters_out = clusters_out;
+        let mut deps_out = deps_out;
+        for (name, b) in [
+            ("the cluster manager", &mut clusters_out.objects),
+            ("the dependency manager", &mut deps_out.objects),
+        ] {
+            if let Err(e) = b.check() {
+                report
+                    .errors
+                    .push(Problem::new(format!("{name}: unsafe output left out: {e}")));
+                *b = Bundle::new();
+            }
+        }
+        if let Err(e) = defs.define(&clusters_out.objects, "the cluster manager") {
+            report.errors.push(Problem::new(e));
+        }
+        for (machine, component) in &deps_out.cyclic_sources {
+            if let Some((_, parts)) = kept.get_mut(machine.as_str()) {
+                parts.retain(|p| p.component != component);
+            }
+        }
+
+        // Reference checks and rendering, in output order.
+        fn checked(defs: &Definitions, b: &Bundle, source: &str, report: &mut PassReport) -> bool {
             match defs.check_references(b, source) {
                 Ok(()) => true,
                 Err(e) => {
@@ -559,11 +658,12 @@ impl Engine {
                 }
             }
         }
-        check(&mut defs, &base, "the base definitions", report);
+        let mut files_out = BTreeMap::new();
+        checked(&defs, &base, "the base definitions", report);
         files_out.insert(PathBuf::from("00-base.cfg"), format!("{HEADER}{}", base.render()));
         let mut text = String::from(HEADER);
         for (comp, b) in &start_ok {
-            if check(&mut defs, b, &format!("{comp} start_pass"), report) {
+            if checked(&defs, b, &format!("{comp} start_pass"), report) {
                 text.push_str(&b.render());
             }
         }
@@ -589,48 +689,76 @@ impl Engine {
             let mut text = String::from(HEADER);
             text.push_str(&host.object().render());
             for p in parts {
-                let source = format!("{} on {machine}", p.component);
-                match defs.check_references(&p.translated.fragments, &source) {
-                    Ok(()) => {
-                        services += p
-                            .translated
-                            .fragments
-                            .iter()
-                            .filter(|o| o.kind == ObjectKind::Service && !o.is_template())
-                            .count();
-                        text.push_str(&p.translated.fragments.render());
-                        for w in &p.translated.warnings {
-                            report.warnings.push(
-                                Problem::new(w.clone())
-                                    .file(file)
-                                    .machine(machine)
-                                    .component(p.component),
-                            );
-                        }
-                    }
-                    Err(e) => report
-                        .errors
-                        .push(Problem::new(e).file(file).machine(machine).component(p.component)),
+                services += p
+                    .translated
+                    .fragments
+                    .iter()
+                    .filter(|o| o.kind == ObjectKind::Service && !o.is_template())
+                    .count();
+                text.push_str(&p.translated.fragments.render());
+                for w in &p.translated.warnings {
+                    report.warnings.push(
+                        Problem::new(w.clone())
+                            .file(file)
+                            .machine(machine)
+                            .component(p.component),
+                    );
                 }
             }
             files_out.insert(Path::new(MACHINES_DIR).join(format!("{machine}.cfg")), text);
         }
         report.machines = kept.len();
-        report.services = services;
 
         files_out.insert(
             PathBuf::from("30-contacts.cfg"),
             format!("{HEADER}{}", users_out.objects.render()),
         );
         let mut text = String::from(HEADER);
+        if checked(&defs, &clusters_out.objects, "the cluster manager", report) {
+            services += clusters_out
+                .objects
+                .iter()
+                .filter(|o| o.kind == ObjectKind::Service)
+                .count();
+            text.push_str(&clusters_out.objects.render());
+        }
+        files_out.insert(PathBuf::from("31-clusters.cfg"), text);
+        let mut text = String::from(HEADER);
+        if checked(&defs, &deps_out.objects, "the dependency manager", report) {
+            text.push_str(&deps_out.objects.render());
+        }
+        files_out.insert(PathBuf::from("32-dependencies.cfg"), text);
+        files_out.insert(PathBuf::from(passive::ACL_FILE), passive_out.acl);
+        let mut text = String::from(HEADER);
         for (comp, b) in &finish_ok {
-            if check(&mut defs, b, &format!("{comp} finish_pass"), report) {
+            if checked(&defs, b, &format!("{comp} finish_pass"), report) {
                 text.push_str(&b.render());
             }
         }
         files_out.insert(PathBuf::from("40-finish-pass.cfg"), text);
+        report.services = services;
         Output { files: files_out }
     }
+}
+
+/// One (machine, component)'s kept output during assembly.
+struct Part<'a> {
+    component: &'a str,
+    translated: &'a Translated,
+}
+
+type Kept<'a> = BTreeMap<&'a str, (&'a Path, Vec<Part<'a>>)>;
+
+fn registered_of<'a>(kept: &'a Kept<'_>) -> Vec<Registered<'a>> {
+    kept.iter()
+        .flat_map(|(m, (_, parts))| {
+            parts.iter().map(move |p| Registered {
+                machine: m,
+                component: p.component,
+                registrations: &p.translated.registrations,
+            })
+        })
+        .collect()
 }
 
 /// Run translator code, turning a panic into an error for that call.

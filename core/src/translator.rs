@@ -124,8 +124,8 @@ impl std::fmt::Display for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Registration::ContactGroup { group } => write!(f, "notifies contact group {group}"),
-            Registration::Provides { tag, service } => write!(f, "{service} provides tag {tag}"),
-            Registration::DependsOn { tag, service } => write!(f, "{service} depends on tag {tag}"),
+            Registration::Provides { tag, service } => write!(f, "provides tag {tag}: {service}"),
+            Registration::DependsOn { tag, service } => write!(f, "depends on tag {tag}: {service}"),
             Registration::Cluster {
                 name,
                 service,
@@ -133,12 +133,12 @@ impl std::fmt::Display for Registration {
             } => match threshold {
                 Some(t) => write!(
                     f,
-                    "{service} is a member of cluster {name} (critical when more than {t} down)"
+                    "member of cluster {name} (critical when more than {t} down): {service}"
                 ),
-                None => write!(f, "{service} is a member of cluster {name}"),
+                None => write!(f, "member of cluster {name}: {service}"),
             },
             Registration::PassiveCheck { service, identity } => {
-                write!(f, "{service} accepts passive results from {identity}")
+                write!(f, "accepts passive results from {identity}: {service}")
             }
         }
     }
@@ -185,6 +185,7 @@ impl Context {
     /// Declare that `service` provides dependency `tag`. Only one service in the whole
     /// configuration may provide a tag.
     pub fn add_provides(&mut self, tag: &str, service: &Object) -> Result<(), TranslateError> {
+        check_tag(tag)?;
         let service = service_ref(service)?;
         self.registrations.push(Registration::Provides {
             tag: tag.to_string(),
@@ -195,6 +196,7 @@ impl Context {
 
     /// Declare that `service` depends on the service providing `tag`, on any host.
     pub fn add_dependency(&mut self, tag: &str, service: &Object) -> Result<(), TranslateError> {
+        check_tag(tag)?;
         let service = service_ref(service)?;
         self.registrations.push(Registration::DependsOn {
             tag: tag.to_string(),
@@ -205,6 +207,9 @@ impl Context {
 
     /// Make `service` a member of cluster `name`. The cluster name is also a tag.
     pub fn add_cluster(&mut self, name: &str, service: &Object, threshold: Option<u32>) -> Result<(), TranslateError> {
+        // The name becomes a servicegroup, a command and a service description.
+        crate::nagios::value::check_name("cluster", name)
+            .map_err(|e| TranslateError::invalid("cluster name", name, e.reason))?;
         let service = service_ref(service)?;
         self.registrations.push(Registration::Cluster {
             name: name.to_string(),
@@ -241,6 +246,18 @@ impl Context {
     pub fn into_parts(self) -> (Vec<Registration>, Vec<String>) {
         (self.registrations, self.warnings)
     }
+}
+
+/// Tags are free text, but one line and not blank (a cluster name is also a tag).
+fn check_tag(tag: &str) -> Result<(), TranslateError> {
+    if tag.trim().is_empty() || tag.contains(['\n', '\r']) {
+        return Err(TranslateError::invalid(
+            "dependency tag",
+            tag,
+            "a tag is one non-blank line",
+        ));
+    }
+    Ok(())
 }
 
 fn service_ref(o: &Object) -> Result<ServiceRef, TranslateError> {

@@ -32,6 +32,8 @@ pub fn translators() -> Vec<Box<dyn Translator>> {
     vec![
         Box::new(translator_kerberos::Kerberos),
         Box::new(translator_jabberd::Jabberd),
+        Box::new(translator_cosign::Cosign),
+        Box::new(translator_apacheconf::Apacheconf),
     ]
 }
 
@@ -76,7 +78,7 @@ pub fn kerberos_xml(kind: &str, realm: &str, groups: &str) -> String {
     format!("   <kerberos><type>{kind}</type><realm>{realm}</realm><nagios_groups>{groups}</nagios_groups></kerberos>")
 }
 
-/// Copy the sample profiles (not users.toml) into `dir`.
+/// Copy the three reference profiles (not users.toml) into `dir`.
 pub fn copy_samples(dir: &Path) {
     for f in ["kdc1.xml", "jabber1.xml", "web1.xml"] {
         std::fs::copy(samples().join(f), dir.join(f)).expect("copy sample");

@@ -1,12 +1,24 @@
 //! Managers: they see the registrations of every machine in the pass (fresh or
 //! replayed from the cache) and assemble the objects that span machines.
 //!
+//! - [`users`]: contacts and contact groups;
+//! - [`clusters`]: a servicegroup and a `check_cluster` service per cluster;
+//! - [`dependencies`]: dependency tags across hosts, `servicedependency` objects, and
+//!   circular-dependency detection;
+//! - [`passive`]: the passive-check ACL.
+//!
 //! Managers never parse profiles or call translators; they work only from
-//! [`Registration`](crate::translator::Registration) data.
+//! [`Registration`] data and the services the translators produced.
 
+pub mod clusters;
+pub mod dependencies;
+pub mod passive;
 pub mod users;
 
-use crate::translator::Registration;
+use std::collections::HashMap;
+
+use crate::nagios::Object;
+use crate::translator::{Registration, ServiceRef};
 
 /// One (machine, component)'s registrations, as the managers see them.
 #[derive(Debug, Clone, Copy)]
@@ -15,3 +27,32 @@ pub struct Registered<'a> {
     pub component: &'a str,
     pub registrations: &'a [Registration],
 }
+
+/// A problem a manager found, attributed to a machine and component where it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub machine: Option<String>,
+    pub component: Option<String>,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn at(r: &Registered<'_>, message: impl Into<String>) -> Self {
+        Finding {
+            machine: Some(r.machine.to_string()),
+            component: Some(r.component.to_string()),
+            message: message.into(),
+        }
+    }
+
+    pub fn global(message: impl Into<String>) -> Self {
+        Finding {
+            machine: None,
+            component: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every service of the pass, by host and description.
+pub type ServiceIndex<'a> = HashMap<ServiceRef, &'a Object>;

@@ -1,5 +1,6 @@
-//! The user manager: defines every contact once, and every contact group registered in
-//! the pass exactly once, with its members from the users source.
+//! The user manager: defines every contact once, and every contact group exactly once
+//! (those registered in the pass and those the users source names), with its members
+//! from the users source.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use super::Registered;
 #[derive(Debug, Default)]
 pub struct UsersOutput {
     pub objects: Bundle,
-    /// Every contact group defined (the registered ones).
+    /// Every contact group defined.
     pub groups: BTreeSet<String>,
     /// Contacts that could not be defined, and why.
     pub errors: Vec<String>,
@@ -29,6 +30,10 @@ pub fn assemble<'a>(registered: impl IntoIterator<Item = Registered<'a>>, contac
                 out.groups.insert(group.clone());
             }
         }
+    }
+    // Groups that people belong to are defined too, so that escalations may name them.
+    for c in contacts {
+        out.groups.extend(c.groups.iter().cloned());
     }
     let mut members: BTreeMap<&str, Vec<&str>> = out.groups.iter().map(|g| (g.as_str(), Vec::new())).collect();
     for c in contacts {

@@ -252,11 +252,31 @@ mod tests {
         let c = Value::Command(CheckCommand::new("check_x").arg("a!b").arg("$USER1$;x"));
         assert!(c.check("check_command").is_ok());
         assert_eq!(c.render(), "check_x!a\\!b!$$USER1$$\\;x");
-        assert!(Value::Command(CheckCommand::new("c").arg("it's")).check("check_command").is_err());
-        assert!(Value::CommandLine("$USER1$/x -H $HOSTADDRESS$ -p '$ARG1$'".into()).check("command_line").is_ok());
-        assert!(Value::CommandLine("$USER1$/x -p $ARG1$".into()).check("command_line").is_err());
-        assert!(Value::CommandLine("$USER1$/x -e \"$ARG1$\"".into()).check("command_line").is_err());
-        assert!(Value::CommandLine("x -e \"it's\" '$ARG1$'".into()).check("command_line").is_ok());
+        assert!(
+            Value::Command(CheckCommand::new("c").arg("it's"))
+                .check("check_command")
+                .is_err()
+        );
+        assert!(
+            Value::CommandLine("$USER1$/x -H $HOSTADDRESS$ -p '$ARG1$'".into())
+                .check("command_line")
+                .is_ok()
+        );
+        assert!(
+            Value::CommandLine("$USER1$/x -p $ARG1$".into())
+                .check("command_line")
+                .is_err()
+        );
+        assert!(
+            Value::CommandLine("$USER1$/x -e \"$ARG1$\"".into())
+                .check("command_line")
+                .is_err()
+        );
+        assert!(
+            Value::CommandLine("x -e \"it's\" '$ARG1$'".into())
+                .check("command_line")
+                .is_ok()
+        );
         let bad = Value::Command(CheckCommand::new("check_x").arg("a\\").arg("b"));
         assert!(bad.check("check_command").is_err());
         assert!(

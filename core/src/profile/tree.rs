@@ -106,9 +106,25 @@ impl Component {
         self.resource(flat_name).map(|r| r.value.as_str())
     }
 
-    /// The value of a resource by flat name, `None` when absent or empty.
+    /// The value of a resource by flat name, trimmed; `None` when absent or blank.
     pub fn get_nonempty(&self, flat_name: &str) -> Option<&str> {
-        self.get(flat_name).filter(|v| !v.trim().is_empty())
+        self.get(flat_name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// A component of plain top-level resources, for tests and tools:
+    /// `Component::from_flat("kerberos", &[("realm", "EXAMPLE.ORG")])`.
+    pub fn from_flat(name: &str, pairs: &[(&str, &str)]) -> Self {
+        let resources = pairs
+            .iter()
+            .map(|(k, v)| Resource {
+                name: k.to_string(),
+                value: v.to_string(),
+                rtype: ResourceType::String,
+                derivation: None,
+                path: vec![k.to_string()],
+            })
+            .collect();
+        Component::from_resources(name, resources)
     }
 
     /// A top-level child node (`k('slaves')` in the Perl guide).

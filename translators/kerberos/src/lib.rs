@@ -13,16 +13,23 @@
 //!   default `nagios/monitor@<realm>`;
 //! - `nagios_keytab` (optional): the keytab on the monitoring server holding that
 //!   principal's key, by default `/etc/nagios4/krb5.keytab`;
-//! - `nagios_groups` (required): the contact groups to notify.
+//! - `nagios_groups` (required): the contact groups to notify;
+//! - `nagios_cluster_threshold` (optional): how many KDCs of the realm may be down before
+//!   the realm's cluster check goes CRITICAL (default: all but one may be down);
+//! - `nagios_depends` (optional): further dependency tags of the KDC service;
+//! - `nagios_escalations` (optional): escalations, see `merge_escalation`.
 //!
-//! It deliberately does not monitor `kprop` propagation to the slaves, does not group the
-//! KDCs of a realm into a cluster, does not add escalations (the Perl translator's
-//! `mergeEscalation`), and does not use the monitoring server's own host name (the Perl
-//! `Sys::Hostname`): the principal comes from the profile or the default above. Values
+//! Registrations: every KDC is a member of cluster `kdc-<realm>`; the master provides tag
+//! `kdc-master-<realm>` and every slave depends on it, so slaves stay quiet while their
+//! master is down.
+//!
+//! It deliberately does not monitor `kprop` propagation to the slaves, and does not use
+//! the monitoring server's own host name (the Perl `Sys::Hostname`): the principal comes
+//! from the profile or the default above. Values
 //! are passed through as check command arguments; the SDK escapes them when written
 //! and refuses any that cannot be written safely.
 
-use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts};
+use monitor_core::helpers::{DEFAULT_SERVICE, get_u32, handle_contacts, handle_dependencies, merge_escalation};
 use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
 use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
@@ -35,6 +42,16 @@ pub const CHECK_KDC_LINE: &str = "$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1
 pub const DEFAULT_KEYTAB: &str = "/etc/nagios4/krb5.keytab";
 /// The service description of the KDC check.
 pub const SERVICE_DESCRIPTION: &str = "Kerberos KDC";
+
+/// The cluster of every KDC of `realm`: `kdc-<realm>`.
+pub fn cluster_name(realm: &str) -> String {
+    format!("kdc-{realm}")
+}
+
+/// The dependency tag the master KDC of `realm` provides: `kdc-master-<realm>`.
+pub fn master_tag(realm: &str) -> String {
+    format!("kdc-master-{realm}")
+}
 
 /// The `kerberos` translator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,12 +90,24 @@ impl Translator for Kerberos {
             None => format!("nagios/monitor@{realm}"),
         };
         let keytab = resource(component, "nagios_keytab").unwrap_or(DEFAULT_KEYTAB);
-        Ok(Bundle::new().with(
-            Service::new(DEFAULT_SERVICE)
-                .host_name(machine)
-                .service_description(SERVICE_DESCRIPTION)
-                .check_command(CheckCommand::new(CHECK_KDC).arg(realm).arg(principal).arg(keytab))
-                .contact_groups(groups),
-        ))
+        let threshold = match resource(component, "nagios_cluster_threshold") {
+            Some(_) => Some(get_u32(component, "nagios_cluster_threshold", 0)?),
+            None => None,
+        };
+        let kdc = Service::new(DEFAULT_SERVICE)
+            .host_name(machine)
+            .service_description(SERVICE_DESCRIPTION)
+            .check_command(CheckCommand::new(CHECK_KDC).arg(realm).arg(principal).arg(keytab))
+            .contact_groups(groups);
+        // The KDCs of a realm form a cluster; the slaves depend on their master.
+        ctx.add_cluster(&cluster_name(realm), kdc.object(), threshold)?;
+        let master_tag = master_tag(realm);
+        if kdc_type == "master" {
+            ctx.add_provides(&master_tag, kdc.object())?;
+        } else {
+            ctx.add_dependency(&master_tag, kdc.object())?;
+        }
+        handle_dependencies(component, ctx, kdc.object())?;
+        merge_escalation(kdc, component)
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use monitor_core::nagios::{Bundle, Value};
 use monitor_core::profile::{Select, parse_profile};
-use monitor_core::translator::{Context, Registration, TranslateError, Translator};
+use monitor_core::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
 use translator_kerberos::Kerberos;
 
 const MACHINE: &str = "h1.example.org";
@@ -100,7 +100,16 @@ fn defaults_principal_and_keytab() {
         ctx.registrations(),
         [
             Registration::ContactGroup { group: "a".into() },
-            Registration::ContactGroup { group: "b".into() }
+            Registration::ContactGroup { group: "b".into() },
+            Registration::Cluster {
+                name: "kdc-EX.ORG".into(),
+                service: kdc_ref(),
+                threshold: None
+            },
+            Registration::DependsOn {
+                tag: "kdc-master-EX.ORG".into(),
+                service: kdc_ref()
+            },
         ]
     );
     assert!(ctx.warnings().is_empty());
@@ -132,26 +141,50 @@ fn empty_principal_and_keytab_fall_back_to_defaults() {
 
 #[test]
 fn command_arguments_are_escaped() {
-    let (result, _) = translate("<type>master</type><realm>A!B$C;D</realm><nagios_groups>kdc</nagios_groups>");
+    let (result, _) = translate(
+        "<type>master</type><realm>EX.ORG</realm><nagios_principal>a!b$c;d</nagios_principal><nagios_groups>kdc</nagios_groups>",
+    );
     let bundle = result.unwrap();
     bundle.check().unwrap();
     assert_eq!(
         check_command(&bundle),
-        "check_kdc!A\\!B$$C\\;D!nagios/monitor@A\\!B$$C\\;D!/etc/nagios4/krb5.keytab"
+        "check_kdc!EX.ORG!a\\!b$$c\\;d!/etc/nagios4/krb5.keytab"
     );
 }
 
 #[test]
-fn hostile_realm_cannot_be_written() {
-    let (result, _) =
-        translate("<type>master</type><realm>EX\n}\ndefine command{</realm><nagios_groups>kdc</nagios_groups>");
+fn realm_nagios_cannot_name_is_refused_before_registering() {
+    for realm in ["A!B$C;D", "EX\n}\ndefine command{"] {
+        let (result, ctx) = translate(&format!(
+            "<type>master</type><realm>{realm}</realm><nagios_groups>kdc</nagios_groups>"
+        ));
+        match result {
+            Err(TranslateError::InvalidValue { resource, value, .. }) => {
+                assert_eq!(resource, "cluster name");
+                assert_eq!(value, format!("kdc-{realm}"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            !ctx.registrations()
+                .iter()
+                .any(|r| matches!(r, Registration::Cluster { .. }))
+        );
+    }
+}
+
+#[test]
+fn hostile_principal_cannot_be_written() {
+    let (result, _) = translate(
+        "<type>master</type><realm>EX.ORG</realm><nagios_principal>p\n}\ndefine command{</nagios_principal><nagios_groups>kdc</nagios_groups>",
+    );
     let bundle = result.unwrap();
     let args = match bundle.objects()[0].get("check_command") {
         Some(Value::Command(c)) => c.args.clone(),
         other => panic!("unexpected check_command {other:?}"),
     };
     assert_eq!(
-        args[0], "EX\n}\ndefine command{",
+        args[1], "p\n}\ndefine command{",
         "the parser kept the newlines, so the test is meaningful"
     );
     let err = bundle.check().unwrap_err();
@@ -169,5 +202,65 @@ fn start_pass_command_line() {
     assert_eq!(
         o.get_str("command_line"),
         Some("$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1$' -P '$ARG2$' -k '$ARG3$'")
+    );
+}
+
+fn kdc_ref() -> ServiceRef {
+    ServiceRef {
+        host: MACHINE.into(),
+        description: "Kerberos KDC".into(),
+    }
+}
+
+#[test]
+fn master_provides_the_realm_tag_with_cluster_threshold() {
+    let (result, ctx) = translate(
+        "<type>master</type><realm>EX.ORG</realm><nagios_groups>a</nagios_groups><nagios_cluster_threshold>1</nagios_cluster_threshold><nagios_depends>dns ntp</nagios_depends>",
+    );
+    result.unwrap();
+    assert_eq!(
+        ctx.registrations()[1..],
+        [
+            Registration::Cluster {
+                name: "kdc-EX.ORG".into(),
+                service: kdc_ref(),
+                threshold: Some(1)
+            },
+            Registration::Provides {
+                tag: "kdc-master-EX.ORG".into(),
+                service: kdc_ref()
+            },
+            Registration::DependsOn {
+                tag: "dns".into(),
+                service: kdc_ref()
+            },
+            Registration::DependsOn {
+                tag: "ntp".into(),
+                service: kdc_ref()
+            },
+        ]
+    );
+    let (result, _) = translate(
+        "<type>master</type><realm>EX.ORG</realm><nagios_groups>a</nagios_groups><nagios_cluster_threshold>half</nagios_cluster_threshold>",
+    );
+    assert!(matches!(result, Err(TranslateError::InvalidValue { .. })));
+}
+
+#[test]
+fn escalations_follow_the_kdc_service() {
+    let (result, _) = translate(
+        r#"<type>master</type><realm>EX.ORG</realm><nagios_groups>a</nagios_groups><nagios_escalations cfg:template="escalation_first_$ escalation_last_$ escalation_interval_$ escalation_groups_$"><nagios_escalations_RECORD cfg:name="night"><escalation_first>2</escalation_first><escalation_last>5</escalation_last><escalation_interval>15</escalation_interval><escalation_groups>oncall managers</escalation_groups></nagios_escalations_RECORD></nagios_escalations>"#,
+    );
+    let bundle = result.unwrap();
+    assert_eq!(bundle.len(), 2);
+    let e = &bundle.objects()[1];
+    assert_eq!(e.kind, monitor_core::nagios::ObjectKind::ServiceEscalation);
+    assert_eq!(e.get_str("service_description"), Some("Kerberos KDC"));
+    assert_eq!(e.get_str("first_notification"), Some("2"));
+    assert_eq!(e.get_str("last_notification"), Some("5"));
+    assert_eq!(e.get_str("notification_interval"), Some("15"));
+    assert_eq!(
+        e.get("contact_groups").map(Value::render).as_deref(),
+        Some("oncall,managers")
     );
 }
