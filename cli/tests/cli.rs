@@ -139,3 +139,45 @@ fn monitor_test_dump_prints_flat_resources_sorted() {
     assert!(lines.contains(&"apacheconf.listen_addr_80=*:80"));
     assert!(lines.contains(&"apacheconf.vhost_aliases_weblogin="));
 }
+
+#[test]
+fn notifier_posts_valid_slack_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let curl = dir.path().join("curl");
+    std::fs::write(
+        &curl,
+        format!(
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --data ] && printf '%s' \"$2\" > {}; shift; done\n",
+            body.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let notify = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/notify");
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+    let r = Command::new(notify)
+        .args([
+            "--channel",
+            "slack",
+            "--to",
+            "@bob",
+            "--subject",
+            "PROBLEM \"kdc\"",
+            "--message",
+            "line1\nline2 \\ end",
+        ])
+        .env("PATH", path)
+        .env("MONITOR_NOTIFY_SLACK_WEBHOOK", "http://127.0.0.1:9/hook")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&body).unwrap()).expect("valid JSON");
+    assert_eq!(v["channel"], "@bob");
+    assert_eq!(v["text"], "*PROBLEM \"kdc\"*\nline1 line2 \\ end");
+    let bad = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/notify"))
+        .args(["--channel", "pigeon", "--to", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
