@@ -2,7 +2,10 @@
 //! translator set, logging setup and the human summary. Everything that compiles
 //! lives in `monitor-core`; this crate only parses arguments and prints.
 
-use monitor_core::engine::PassReport;
+use std::path::{Path, PathBuf};
+
+use monitor_core::engine::{Engine, PassReport};
+use monitor_core::plugin::host::{DEFAULT_TRANSLATOR_DIR, PluginSet};
 use monitor_core::translator::Translator;
 
 /// The translators compiled into the binaries, one per component.
@@ -22,6 +25,7 @@ pub fn init_logging(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -50,4 +54,40 @@ pub fn summary(report: &PassReport) -> String {
         s.push_str(&format!("unknown component: {u}\n"));
     }
     s
+}
+
+/// The translator directories to scan: those given, or the package directory.
+pub fn translator_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
+    if given.is_empty() {
+        vec![PathBuf::from(DEFAULT_TRANSLATOR_DIR)]
+    } else {
+        given.to_vec()
+    }
+}
+
+/// Load (or reload) the plugin libraries of `set` into `engine`: new and upgraded
+/// libraries replace what was loaded for their component (built-ins included); broken
+/// ones are recorded so that every pass reports them.
+pub fn refresh_plugins(set: &mut PluginSet, engine: &mut Engine) {
+    let refresh = set.refresh();
+    for p in refresh.loaded {
+        engine.add_plugin(p);
+    }
+    for e in refresh.broken {
+        engine.note_broken_library(error_path(&e), &e.to_string());
+    }
+}
+
+fn error_path(e: &monitor_core::plugin::host::LoadError) -> &Path {
+    use monitor_core::plugin::host::LoadError::*;
+    match e {
+        Io { path, .. }
+        | Dlopen { path, .. }
+        | NotATranslator { path, .. }
+        | BadMagic { path, .. }
+        | AbiVersion { path, .. }
+        | StructSize { path, .. }
+        | ProtocolVersion { path, .. }
+        | Init { path, .. } => path,
+    }
 }

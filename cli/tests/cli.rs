@@ -181,3 +181,95 @@ fn notifier_posts_valid_slack_json() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn monitor_test_libs_uses_the_library_and_says_which() {
+    let libs = monitor_integration_tests::plugin_libs();
+    let dir = libs.jabberd.parent().unwrap();
+    let jabber = samples().join("jabber1.xml");
+    let from_lib = monitor_test(&["--libs", dir.to_str().unwrap(), "jabberd", jabber.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&from_lib.stdout);
+    assert!(
+        from_lib.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_lib.stderr)
+    );
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("# translator: jabberd 0.1.0 from library ") && first.contains("jabberd.so (blake3 "),
+        "{first}"
+    );
+    let builtin = monitor_test(&["jabberd", jabber.to_str().unwrap()]);
+    let builtin = String::from_utf8_lossy(&builtin.stdout);
+    let body = |s: &str| s.split_once("# machine:").map(|(_, b)| b.to_string()).unwrap();
+    assert_eq!(
+        body(&stdout),
+        body(&builtin),
+        "same fragments and registrations as the built-in"
+    );
+
+    let none = monitor_test(&["--libs", dir.to_str().unwrap(), "nosuch", jabber.to_str().unwrap()]);
+    assert_eq!(none.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("no library there serves component nosuch") && stderr.contains("ABI version 999"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
+    let libs = monitor_integration_tests::plugin_libs();
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(&libs.jabberd, plugins.path().join("jabberd.so")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(
+        &samples(),
+        out.path(),
+        &["--format", "json", "--translators", plugins.path().to_str().unwrap()],
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let jabberd = v["translators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["component"] == "jabberd")
+        .unwrap();
+    assert!(
+        jabberd["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("plugin {}", plugins.path().join("jabberd.so").display()))
+    );
+    let kerberos = v["translators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["component"] == "kerberos")
+        .unwrap();
+    assert_eq!(kerberos["origin"], "builtin");
+    let builtin_out = tempfile::tempdir().unwrap();
+    compile(&samples(), builtin_out.path(), &["--translators", "/nonexistent"]);
+    for f in ["10-start-pass.cfg", "20-machines/jabber1.example.org.cfg"] {
+        assert_eq!(
+            std::fs::read(out.path().join(f)).unwrap(),
+            std::fs::read(builtin_out.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    std::fs::copy(&libs.bad_abi, plugins.path().join("zz-bad.so")).unwrap();
+    let r = compile(
+        &samples(),
+        out.path(),
+        &["--translators", plugins.path().to_str().unwrap()],
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("error: broken translator library: ")
+            && stderr.contains("zz-bad.so: built for plugin ABI version 999"),
+        "{stderr}"
+    );
+}

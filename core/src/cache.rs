@@ -69,10 +69,21 @@ pub struct Entry {
     pub profile_error: Option<String>,
 }
 
+/// A translator's last good `start_pass` and `finish_pass` output, used while the
+/// translator cannot run (broken, failing, or its library missing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassOutput {
+    pub start: Option<Bundle>,
+    pub finish: Option<Bundle>,
+}
+
 /// The whole cache: one entry per profile file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FragmentCache {
     pub entries: HashMap<PathBuf, Entry>,
+    /// Per component: the translator's last good pass-level output.
+    #[serde(default)]
+    pub pass_outputs: std::collections::BTreeMap<String, PassOutput>,
 }
 
 impl FragmentCache {
@@ -81,9 +92,9 @@ impl FragmentCache {
     }
 
     /// True when `entry` can be reused for a file whose bytes hash to `hash`, given
-    /// the current translators (`current(component)` gives the identity, if any, and
-    /// whether it must always run).
-    pub fn reusable(entry: &Entry, hash: &[u8; 32], current: impl Fn(&str) -> (Option<TranslatorId>, bool)) -> bool {
+    /// the current translators (`current(record)` says whether a component's recorded
+    /// result still stands: same translator identity, not always-run).
+    pub fn reusable(entry: &Entry, hash: &[u8; 32], current: impl Fn(&ComponentRecord) -> bool) -> bool {
         if &entry.hash != hash {
             return false;
         }
@@ -94,9 +105,6 @@ impl FragmentCache {
         if entry.profile_error.is_some() {
             return true;
         }
-        record.components.iter().all(|c| {
-            let (id, always) = current(&c.component);
-            !always && id == c.translator
-        })
+        record.components.iter().all(current)
     }
 }

@@ -48,6 +48,7 @@ pub mod engine;
 pub mod helpers;
 pub mod managers;
 pub mod nagios;
+pub mod plugin;
 pub mod profile;
 pub mod translator;
 pub mod users;

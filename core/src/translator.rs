@@ -229,6 +229,11 @@ impl Context {
         Ok(())
     }
 
+    /// Record a registration as it is (used by the plugin host to replay a plugin's).
+    pub fn record(&mut self, registration: Registration) {
+        self.registrations.push(registration);
+    }
+
     /// A warning for this machine and component; shown in the summary and the log.
     pub fn warn(&mut self, message: impl Into<String>) {
         self.warnings.push(message.into());

@@ -84,3 +84,60 @@ pub fn copy_samples(dir: &Path) {
         std::fs::copy(samples().join(f), dir.join(f)).expect("copy sample");
     }
 }
+
+/// Plugin libraries built from this workspace for the tests.
+#[derive(Debug)]
+pub struct PluginLibs {
+    pub jabberd: PathBuf,
+    pub flaky_v1: PathBuf,
+    pub flaky_v2: PathBuf,
+    pub bad_abi: PathBuf,
+}
+
+/// Build the plugin libraries once per test process, with the real cargo, into
+/// `target/plugin-tests` (a target directory of their own, so that enabling the
+/// `plugin` features does not disturb the main build).
+pub fn plugin_libs() -> &'static PluginLibs {
+    static LIBS: std::sync::OnceLock<PluginLibs> = std::sync::OnceLock::new();
+    LIBS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = root.join("target/plugin-tests");
+        let out = target.join("libs");
+        std::fs::create_dir_all(&out).expect("create plugin output dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let build = |features: &str, packages: &[&str]| {
+            let mut cmd = std::process::Command::new(&cargo);
+            cmd.current_dir(&root)
+                .arg("build")
+                .arg("--target-dir")
+                .arg(&target)
+                .args(["--features", features]);
+            for p in packages {
+                cmd.args(["-p", p]);
+            }
+            let status = cmd.status().expect("run cargo build for the plugins");
+            assert!(status.success(), "building the plugin libraries failed");
+        };
+        let lib = |name: &str| target.join("debug").join(format!("lib{name}.so"));
+        let keep = |from: &str, to: &str| {
+            let dest = out.join(to);
+            std::fs::copy(lib(from), &dest).expect("copy plugin library");
+            dest
+        };
+        build(
+            "translator-jabberd/plugin,test-plugin-flaky/plugin",
+            &["translator-jabberd", "test-plugin-flaky", "test-plugin-bad-abi"],
+        );
+        let jabberd = keep("translator_jabberd", "jabberd.so");
+        let flaky_v1 = keep("test_plugin_flaky", "flaky-v1.so");
+        let bad_abi = keep("test_plugin_bad_abi", "bad-abi.so");
+        build("test-plugin-flaky/plugin,test-plugin-flaky/v2", &["test-plugin-flaky"]);
+        let flaky_v2 = keep("test_plugin_flaky", "flaky-v2.so");
+        PluginLibs {
+            jabberd,
+            flaky_v1,
+            flaky_v2,
+            bad_abi,
+        }
+    })
+}

@@ -373,3 +373,79 @@ fn duplicate_services_and_undefined_references_are_caught_before_nagios() {
         "the rejected fragments were left out"
     );
 }
+
+/// A translator whose start_pass fails while `fail` is set.
+struct Failing {
+    fail: Arc<std::sync::atomic::AtomicBool>,
+    starts: Arc<AtomicUsize>,
+}
+
+impl Translator for Failing {
+    fn component(&self) -> &str {
+        "kerberos"
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn start_pass(&mut self) -> Result<Bundle, TranslateError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(TranslateError::Other("the KDC command database is unreachable".into()));
+        }
+        translator_kerberos::Kerberos.start_pass()
+    }
+    fn translate(&self, machine: &str, c: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
+        translator_kerberos::Kerberos.translate(machine, c, ctx)
+    }
+}
+
+#[test]
+fn a_translator_that_keeps_failing_in_start_pass_is_broken_and_its_machines_keep_their_config() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let files = find_profiles(dir.path()).unwrap();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let mut t = translators();
+    t.retain(|t| t.component() != "kerberos");
+    t.push(Box::new(Failing {
+        fail: fail.clone(),
+        starts: starts.clone(),
+    }));
+    let mut engine = Engine::new(
+        t,
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    );
+    let good = engine.run_pass(&files).unwrap();
+    assert!(good.report.errors.is_empty(), "{:#?}", good.report.errors);
+
+    fail.store(true, Ordering::SeqCst);
+    // Change kdc1 so it would need translating.
+    let kdc = std::fs::read_to_string(dir.path().join("kdc1.xml"))
+        .unwrap()
+        .replace("lcfgsrv1", "lcfgsrv9");
+    std::fs::write(dir.path().join("kdc1.xml"), kdc).unwrap();
+    for pass in 1..=4 {
+        let r = engine.run_pass(&files).unwrap();
+        assert_eq!(
+            r.output, good.output,
+            "pass {pass}: the last good configuration stands, commands included"
+        );
+        let kdc_err = r
+            .report
+            .errors
+            .iter()
+            .find(|e| e.machine.as_deref() == Some("kdc1.example.org"))
+            .unwrap();
+        assert!(kdc_err.message.contains("translator unavailable"), "{kdc_err}");
+        if pass >= 3 {
+            assert!(kdc_err.message.contains("broken after 3 failing passes"), "{kdc_err}");
+        }
+    }
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        4,
+        "one good start, three failing ones, then no more calls"
+    );
+}

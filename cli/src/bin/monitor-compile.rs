@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use monitor_core::base::BaseConfig;
 use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::plugin::host::PluginSet;
 use monitor_core::users::TomlUsers;
 use monitor_core::validate::{DEFAULT_NAGIOS, validate_dir};
 use monitor_core::writer::write_output;
@@ -30,6 +31,15 @@ struct Args {
     /// Users file (TOML) with contacts and their groups.
     #[arg(long, value_name = "FILE")]
     users: PathBuf,
+    /// Directory of translator plugin libraries (`*.so`). Repeatable; by default
+    /// /usr/lib/monitor-compile/translators. A plugin replaces the built-in translator of
+    /// the same component.
+    #[arg(long = "translators", value_name = "DIR")]
+    translators: Vec<PathBuf>,
+    /// Where content-addressed copies of the plugin libraries are loaded from (default:
+    /// a private temporary directory).
+    #[arg(long, value_name = "DIR")]
+    plugin_cache: Option<PathBuf>,
     /// Compile once and exit.
     #[arg(long)]
     once: bool,
@@ -85,6 +95,10 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         Box::new(TomlUsers::new(&args.users)),
         base,
     );
+    let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&args.translators), copies);
+    monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_pass(&files).map_err(|e| e.to_string())?;
     let written = write_output(&args.output, &result.output)
         .map_err(|e| format!("{}: cannot write: {e}", args.output.display()))?;
@@ -95,6 +109,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     };
     match args.format {
         Format::Human => {
+            for t in engine.translators().filter(|t| t.origin != "builtin") {
+                eprintln!("translator: {t}");
+            }
             eprint!("{}", monitor_compile::summary(&result.report));
             eprintln!(
                 "output: {} ({} files written, {} unchanged, {} removed)",
@@ -116,7 +133,13 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
         }
         Format::Json => {
-            let doc = serde_json::json!({ "report": result.report, "written": written, "validation": validation });
+            let translators: Vec<_> = engine.translators().collect();
+            let doc = serde_json::json!({
+                "report": result.report,
+                "written": written,
+                "validation": validation,
+                "translators": translators,
+            });
             println!("{doc}");
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use monitor_core::plugin::host::{find_libraries, load};
 use monitor_core::profile::{Select, dump, read_profile};
 use monitor_core::translator::{Context, Translator};
 
@@ -15,6 +16,10 @@ struct Args {
     /// Print the machine name and every active resource as `component.resource=value`.
     #[arg(long, value_name = "PROFILE", conflicts_with_all = ["component", "profile"])]
     dump: Option<PathBuf>,
+    /// Load the translator from the plugin libraries (`*.so`) in DIR, your build output
+    /// (such as target/release), instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    libs: Option<PathBuf>,
     /// The component whose translator to run.
     #[arg(required_unless_present = "dump")]
     component: Option<String>,
@@ -43,21 +48,28 @@ fn main() -> ExitCode {
     let (Some(component), Some(file)) = (&args.component, &args.profile) else {
         return ExitCode::FAILURE;
     };
-    let mut translator: Box<dyn Translator> = match monitor_compile::builtin_translators()
-        .into_iter()
-        .find(|t| t.component() == component)
-    {
-        Some(t) => t,
-        None => {
-            eprintln!("monitor-test: no translator for component {component}");
+    let copies = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("monitor-test: cannot make a temporary directory: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "# translator: {} {} (built in)",
-        translator.component(),
-        translator.version()
-    );
+    let found = match &args.libs {
+        Some(dir) => from_libs(dir, component, copies.path()),
+        None => monitor_compile::builtin_translators()
+            .into_iter()
+            .find(|t| t.component() == component)
+            .inspect(|t| println!("# translator: {} {} (built in)", t.component(), t.version()))
+            .ok_or_else(|| format!("no built-in translator for component {component} (use --libs DIR)")),
+    };
+    let mut translator = match found {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("monitor-test: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(translator.as_mut(), component, file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -65,6 +77,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The translator for `component` among the libraries in `dir`; says which library.
+fn from_libs(dir: &std::path::Path, component: &str, copies: &std::path::Path) -> Result<Box<dyn Translator>, String> {
+    let libs = find_libraries(&[dir.to_path_buf()]);
+    if libs.is_empty() {
+        return Err(format!("{}: no *.so translator libraries there", dir.display()));
+    }
+    let mut problems = Vec::new();
+    for lib in libs {
+        match load(&lib, copies) {
+            Ok(t) if t.component() == component => {
+                println!(
+                    "# translator: {} {} from library {} (blake3 {})",
+                    t.component(),
+                    t.version(),
+                    t.path.display(),
+                    t.digest
+                );
+                println!("# built with: {}", t.build_info);
+                return Ok(Box::new(t));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let mut msg = format!("{}: no library there serves component {component}", dir.display());
+    for p in problems {
+        msg.push_str(&format!("\n  {p}"));
+    }
+    Err(msg)
 }
 
 fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Result<(), String> {

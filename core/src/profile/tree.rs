@@ -5,10 +5,10 @@
 //! describe (`vhosts.www.vhost_aliases.bare.vhost_alias`).
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The declared LCFG type of a resource (`cfg:type`); string when absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceType {
     String,
@@ -20,7 +20,7 @@ pub enum ResourceType {
 }
 
 /// One active resource, after context resolution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     /// The flat LCFG name, such as `slave_host_kdc2`.
     pub name: String,
@@ -79,6 +79,11 @@ impl Component {
             comp.resources.push(res);
         }
         comp
+    }
+
+    /// Rebuild a component from its name and resolved resources (as sent to a plugin).
+    pub fn from_parts(name: &str, resources: Vec<Resource>) -> Self {
+        Component::from_resources(name, resources)
     }
 
     /// The component's name, such as `kerberos`.

@@ -281,3 +281,6 @@ impl Translator for Apacheconf {
         Ok(bundle)
     }
 }
+
+#[cfg(feature = "plugin")]
+monitor_core::export_translator!(Apacheconf);

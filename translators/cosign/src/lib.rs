@@ -248,3 +248,6 @@ impl Translator for Cosign {
         Ok(bundle)
     }
 }
+
+#[cfg(feature = "plugin")]
+monitor_core::export_translator!(Cosign);

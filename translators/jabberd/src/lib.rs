@@ -139,3 +139,6 @@ impl Translator for Jabberd {
         Ok(bundle)
     }
 }
+
+#[cfg(feature = "plugin")]
+monitor_core::export_translator!(Jabberd);

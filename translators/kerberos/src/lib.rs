@@ -111,3 +111,6 @@ impl Translator for Kerberos {
         merge_escalation(kdc, component)
     }
 }
+
+#[cfg(feature = "plugin")]
+monitor_core::export_translator!(Kerberos);
