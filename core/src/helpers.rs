@@ -36,6 +36,11 @@ pub trait SimpleCheck: Send + Sync {
     fn version(&self) -> &str;
     /// The `service_description`; unique on a host.
     fn service_description(&self) -> &str;
+    /// Commands the check needs, defined once per pass (in `start_pass`). Empty when the
+    /// check uses a command that is already defined.
+    fn commands(&self) -> Bundle {
+        Bundle::new()
+    }
     /// The check command for this machine, or `None` to monitor nothing here (say why
     /// with `ctx.warn`).
     fn check_command(
@@ -56,6 +61,10 @@ impl<T: SimpleCheck> Translator for Simple<T> {
 
     fn version(&self) -> &str {
         self.0.version()
+    }
+
+    fn start_pass(&mut self) -> Result<Bundle, TranslateError> {
+        Ok(self.0.commands())
     }
 
     fn translate(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {

@@ -28,14 +28,51 @@ struct Args {
     profile: Option<PathBuf>,
 }
 
+thread_local! {
+    static OUT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Print to the buffered stdout (a line).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        OUT.with(|o| {
+            let mut o = o.borrow_mut();
+            o.push_str(&format!($($t)*));
+            o.push('\n');
+        })
+    }};
+}
+
+/// Print to the buffered stdout (no newline).
+macro_rules! outs {
+    ($($t:tt)*) => {{ OUT.with(|o| o.borrow_mut().push_str(&format!($($t)*))) }};
+}
+
+/// Write the buffered output; a reader that went away (`| head`) is not an error.
+fn flush(code: ExitCode) -> ExitCode {
+    let text = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("monitor-test: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+        _ => code,
+    }
+}
+
 fn main() -> ExitCode {
+    let code = real_main();
+    flush(code)
+}
+
+fn real_main() -> ExitCode {
     let args = Args::parse();
     monitor_compile::init_logging("warn");
     if let Some(file) = &args.dump {
         return match read_profile(file, Select::All) {
             Ok(p) => {
-                println!("{}", p.machine);
-                print!("{}", dump(&p));
+                out!("{}", p.machine);
+                outs!("{}", dump(&p));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -60,7 +97,7 @@ fn main() -> ExitCode {
         None => monitor_compile::builtin_translators()
             .into_iter()
             .find(|t| t.component() == component)
-            .inspect(|t| println!("# translator: {} {} (built in)", t.component(), t.version()))
+            .inspect(|t| out!("# translator: {} {} (built in)", t.component(), t.version()))
             .ok_or_else(|| format!("no built-in translator for component {component} (use --libs DIR)")),
     };
     let mut translator = match found {
@@ -89,14 +126,14 @@ fn from_libs(dir: &std::path::Path, component: &str, copies: &std::path::Path) -
     for lib in libs {
         match load(&lib, copies) {
             Ok(t) if t.component() == component => {
-                println!(
+                out!(
                     "# translator: {} {} from library {} (blake3 {})",
                     t.component(),
                     t.version(),
                     t.path.display(),
                     t.digest
                 );
-                println!("# built with: {}", t.build_info);
+                out!("# built with: {}", t.build_info);
                 return Ok(Box::new(t));
             }
             Ok(_) => {}
@@ -112,13 +149,13 @@ fn from_libs(dir: &std::path::Path, component: &str, copies: &std::path::Path) -
 
 fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Result<(), String> {
     let profile = read_profile(file, Select::Monitoring).map_err(|e| e.to_string())?;
-    println!("# machine: {}", profile.machine);
+    out!("# machine: {}", profile.machine);
     if !profile.monitored.iter().any(|c| c == component) {
-        println!("# note: {component} is not listed in nagios_client.components of this profile");
+        out!("# note: {component} is not listed in nagios_client.components of this profile");
     }
     let start = t.start_pass().map_err(|e| format!("start_pass: {e}"))?;
     start.check().map_err(|e| format!("start_pass output: {e}"))?;
-    println!("\n## start_pass\n{}", start.render().trim_end());
+    out!("\n## start_pass\n{}", start.render().trim_end());
     let empty = monitor_core::profile::Component::default();
     let comp = profile.component(component).unwrap_or(&empty);
     let mut ctx = Context::new(&profile.machine, component);
@@ -127,16 +164,16 @@ fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Resul
         .map_err(|e| format!("{} {component}: translate: {e}", profile.machine))?;
     out.check()
         .map_err(|e| format!("{} {component}: unsafe output: {e}", profile.machine))?;
-    println!("\n## translate\n{}", out.render().trim_end());
+    out!("\n## translate\n{}", out.render().trim_end());
     let finish = t.finish_pass().map_err(|e| format!("finish_pass: {e}"))?;
-    println!("\n## finish_pass\n{}", finish.render().trim_end());
-    println!("\n## registrations");
+    out!("\n## finish_pass\n{}", finish.render().trim_end());
+    out!("\n## registrations");
     for r in ctx.registrations() {
-        println!("{r}");
+        out!("{r}");
     }
-    println!("\n## warnings");
+    out!("\n## warnings");
     for w in ctx.warnings() {
-        println!("{w}");
+        out!("{w}");
     }
     Ok(())
 }
