@@ -2,6 +2,9 @@
 //! translator set, logging setup and the human summary. Everything that compiles
 //! lives in `monitor-core`; this crate only parses arguments and prints.
 
+pub mod config;
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 
 use monitor_core::engine::{Engine, PassReport};
@@ -18,10 +21,22 @@ pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
     ]
 }
 
-/// Log through `tracing` to stderr. `RUST_LOG` overrides the default level.
+/// Log through `tracing` to stderr. `RUST_LOG` overrides the default level. Under
+/// systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour: journald adds its
+/// own timestamp, and the level word stays first for `journalctl` readers.
 pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -44,12 +44,14 @@
 pub mod base;
 pub mod cache;
 pub mod checks;
+pub mod deploy;
 pub mod engine;
 pub mod helpers;
 pub mod managers;
 pub mod nagios;
 pub mod plugin;
 pub mod profile;
+pub mod store;
 pub mod translator;
 pub mod users;
 pub mod validate;

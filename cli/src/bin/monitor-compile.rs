@@ -1,10 +1,12 @@
-//! `monitor-compile`: compile every profile under the profile directories into a
-//! complete Nagios object configuration.
+//! `monitor-compile`: compile every profile into a complete Nagios object configuration,
+//! once (`--once`) or as a daemon that deploys every change to a running Nagios.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use monitor_compile::config::{Overrides, Settings};
+use monitor_compile::daemon::{Status, status_path};
 use monitor_core::base::BaseConfig;
 use monitor_core::engine::{Engine, find_profiles};
 use monitor_core::plugin::host::PluginSet;
@@ -18,52 +20,64 @@ enum Format {
     Json,
 }
 
-/// Compile LCFG profiles into a Nagios configuration.
+/// Compile LCFG profiles into a Nagios configuration: once with --once, or as a daemon.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// Directory of profiles (`*.xml`, `*.xml.gz`, searched recursively). Repeatable.
-    #[arg(long = "profiles", value_name = "DIR", required = true)]
-    profiles: Vec<PathBuf>,
-    /// Output directory for the generated object files.
-    #[arg(long, value_name = "DIR")]
-    output: PathBuf,
-    /// Users file (TOML) with contacts and their groups.
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// The configuration file (TOML); flags override it. See docs/daemon.md.
     #[arg(long, value_name = "FILE")]
-    users: PathBuf,
-    /// Directory of translator plugin libraries (`*.so`). Repeatable; by default
-    /// /usr/lib/monitor-compile/translators. A plugin replaces the built-in translator of
-    /// the same component.
-    #[arg(long = "translators", value_name = "DIR")]
-    translators: Vec<PathBuf>,
-    /// Where content-addressed copies of the plugin libraries are loaded from (default:
-    /// a private temporary directory).
-    #[arg(long, value_name = "DIR")]
-    plugin_cache: Option<PathBuf>,
-    /// Compile once and exit.
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    /// Compile once into --output and exit, instead of running as a daemon.
     #[arg(long)]
     once: bool,
-    /// Run `nagios -v` on the result and fail when Nagios reports an error.
+    /// With --once: run `nagios -v` on the result and fail when Nagios reports an error.
     #[arg(long)]
     validate: bool,
-    /// The Nagios binary used by --validate.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_NAGIOS)]
-    nagios_bin: PathBuf,
-    /// The notifier program for XMPP and Slack notifications.
-    #[arg(long, value_name = "PATH")]
-    notifier: Option<PathBuf>,
-    /// The mail program used by e-mail notifications.
-    #[arg(long, value_name = "PATH")]
-    mail_command: Option<PathBuf>,
+    /// With --once: where content-addressed copies of plugin libraries are loaded from.
+    #[arg(long, value_name = "DIR")]
+    plugin_cache: Option<PathBuf>,
     /// Summary format: human (stderr) or json (stdout).
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
 }
 
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Report the daemon's last pass: when, how long, machines, cache hits, errors, deploy.
+    Status {
+        /// The daemon's configuration file (for its state directory).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The state directory, instead of --config.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    monitor_compile::init_logging("error");
-    match run(&args) {
+    let result = match &args.command {
+        Some(Cmd::Status {
+            config,
+            state_dir,
+            format,
+        }) => status(config.as_ref(), state_dir.as_ref(), *format),
+        None if args.once => {
+            monitor_compile::init_logging("error");
+            once(&args)
+        }
+        None => {
+            monitor_compile::init_logging("info");
+            monitor_compile::daemon::run(args.config.clone(), args.overrides.clone()).map(|()| ExitCode::SUCCESS)
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("monitor-compile: fatal: {msg}");
@@ -72,19 +86,100 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<ExitCode, String> {
-    if !args.once {
-        return Err("only one-shot mode is available: pass --once".into());
+fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format) -> Result<ExitCode, String> {
+    let dir = match (state_dir, config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => monitor_compile::config::load(Some(c), &Overrides::default())?.state_dir,
+        (None, None) => Settings::default_state_dir(),
+    };
+    let path = status_path(&dir);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (has the daemon run?)", path.display()))?;
+    let s: Status = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
+        Format::Human => {
+            println!(
+                "last pass: started at {} (unix), took {} ms, daemon pid {}",
+                s.started_at, s.duration_ms, s.pid
+            );
+            println!(
+                "machines: {}, services: {}, files: {} ({} parsed, {} translate calls, {} from cache)",
+                s.machines, s.services, s.files, s.parsed, s.translated, s.cache_hits
+            );
+            println!("errors: {}, warnings: {}", s.errors.len(), s.warnings);
+            for e in &s.errors {
+                println!("  error: {e}");
+            }
+            for p in &s.pending_profiles {
+                println!("  being written (not reported yet): {}", p.display());
+            }
+            println!("last deploy: {}", s.deploy);
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn once(args: &Args) -> Result<ExitCode, String> {
+    let o = &args.overrides;
+    let file: Option<toml::Table> = match &args.config {
+        Some(c) => Some(
+            std::fs::read_to_string(c)
+                .map_err(|e| format!("{}: {e}", c.display()))?
+                .parse()
+                .map_err(|e| format!("{}: {e}", c.display()))?,
+        ),
+        None => None,
+    };
+    let from_file = |key: &str| -> Option<PathBuf> {
+        file.as_ref()
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from)
+    };
+    let list_from_file = |key: &str| -> Vec<PathBuf> {
+        file.as_ref()
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).map(PathBuf::from).collect())
+            .unwrap_or_default()
+    };
+    let profiles = if o.profiles.is_empty() {
+        list_from_file("profiles")
+    } else {
+        o.profiles.clone()
+    };
+    let translators = if o.translators.is_empty() {
+        list_from_file("translators")
+    } else {
+        o.translators.clone()
+    };
+    let output = o
+        .output
+        .clone()
+        .or_else(|| from_file("output"))
+        .ok_or("--output is required")?;
+    let users = o
+        .users
+        .clone()
+        .or_else(|| from_file("users"))
+        .ok_or("--users is required")?;
+    if profiles.is_empty() {
+        return Err("--profiles is required".into());
+    }
+    let nagios_bin = o
+        .nagios_bin
+        .clone()
+        .or_else(|| from_file("nagios_bin"))
+        .unwrap_or_else(|| DEFAULT_NAGIOS.into());
     let mut base = BaseConfig::default();
-    if let Some(n) = &args.notifier {
-        base.notifier = n.clone();
+    if let Some(n) = o.notifier.clone().or_else(|| from_file("notifier")) {
+        base.notifier = n;
     }
-    if let Some(m) = &args.mail_command {
-        base.mail_command = m.clone();
+    if let Some(m) = o.mail_command.clone().or_else(|| from_file("mail_command")) {
+        base.mail_command = m;
     }
     let mut files = Vec::new();
-    for dir in &args.profiles {
+    for dir in &profiles {
         if !dir.is_dir() {
             return Err(format!("{}: not a directory", dir.display()));
         }
@@ -92,18 +187,18 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     }
     let mut engine = Engine::new(
         monitor_compile::builtin_translators(),
-        Box::new(TomlUsers::new(&args.users)),
+        Box::new(TomlUsers::new(&users)),
         base,
     );
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&args.translators), copies);
+    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&translators), copies);
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_pass(&files).map_err(|e| e.to_string())?;
-    let written = write_output(&args.output, &result.output)
-        .map_err(|e| format!("{}: cannot write: {e}", args.output.display()))?;
+    let written =
+        write_output(&output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
     let validation = if args.validate {
-        Some(validate_dir(&args.nagios_bin, &args.output).map_err(|e| e.to_string())?)
+        Some(validate_dir(&nagios_bin, &output).map_err(|e| e.to_string())?)
     } else {
         None
     };
@@ -115,7 +210,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             eprint!("{}", monitor_compile::summary(&result.report));
             eprintln!(
                 "output: {} ({} files written, {} unchanged, {} removed)",
-                args.output.display(),
+                output.display(),
                 written.written,
                 written.unchanged,
                 written.removed

@@ -1,6 +1,10 @@
-//! A translator used only by the plugin tests. For component `flaky` it emits one
-//! service, `Flaky v1` (or `Flaky v2` when built with feature `v2`), logs a line per
-//! machine through `tracing`, and panics for machines whose name starts with `boom`.
+//! A translator used only by the plugin and daemon tests. For component `flaky` it emits
+//! one service, `Flaky v1` (or `Flaky v2` when built with feature `v2`), logs a line per
+//! machine through `tracing`, and, by machine name:
+//! - `boom*`: panics;
+//! - `reject*`: emits `max_check_attempts 0`, which our checks let through but
+//!   `nagios -v` rejects;
+//! - `inject*`: fails with an error text that tries to inject an external command.
 
 use monitor_core::base::CHECK_TCP;
 use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts};
@@ -29,14 +33,21 @@ impl Translator for Flaky {
         if machine.starts_with("boom") {
             panic!("boom on {machine}");
         }
+        if machine.starts_with("inject") {
+            return Err(TranslateError::Other(
+                "bad value\n[0] PROCESS_HOST_CHECK_RESULT;inject1.example.org;1;pwned; | perf=1".into(),
+            ));
+        }
         let groups = handle_contacts(c, ctx)?;
-        Ok(Bundle::new().with(
-            Service::new(DEFAULT_SERVICE)
-                .host_name(machine)
-                .service_description(format!("Flaky {FLAVOUR}"))
-                .check_command(CheckCommand::new(CHECK_TCP).arg("7"))
-                .contact_groups(groups),
-        ))
+        let mut svc = Service::new(DEFAULT_SERVICE)
+            .host_name(machine)
+            .service_description(format!("Flaky {FLAVOUR}"))
+            .check_command(CheckCommand::new(CHECK_TCP).arg("7"))
+            .contact_groups(groups);
+        if machine.starts_with("reject") {
+            svc = svc.plain("max_check_attempts", 0);
+        }
+        Ok(Bundle::new().with(svc))
     }
 }
 

@@ -1,0 +1,235 @@
+//! The daemon's configuration: a TOML file (`--config`), overridden by command-line
+//! flags. Every key is documented in docs/daemon.md, with a sample in
+//! `profiles-sample/monitor-compile.toml`.
+
+use std::path::{Path, PathBuf};
+
+use monitor_core::deploy::Reload;
+use serde::Deserialize;
+
+/// Everything the daemon needs, after the file and the flags are merged.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Directories of profiles (`*.xml`, `*.xml.gz`, searched recursively).
+    pub profiles: Vec<PathBuf>,
+    /// Directories of translator plugin libraries.
+    #[serde(default = "default_translators")]
+    pub translators: Vec<PathBuf>,
+    /// The users file (TOML).
+    pub users: PathBuf,
+    /// The live output path: a symlink, named by `cfg_dir=` in the Nagios main config.
+    pub output: PathBuf,
+    /// Sets, staging, rejected sets, plugin copies and status.json live here.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The persistent cache (redb). Default: `STATE_DIR/cache.redb`.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// The site's Nagios main configuration file.
+    pub nagios_config: PathBuf,
+    /// The Nagios binary, for `nagios -v`.
+    #[serde(default = "default_nagios_bin")]
+    pub nagios_bin: PathBuf,
+    /// The external command file, for passive results.
+    pub command_file: PathBuf,
+    /// How to reload Nagios. Default: `RESTART_PROGRAM` through `command_file`.
+    #[serde(default)]
+    pub reload: Option<Reload>,
+    /// Quiet time after a profile change before compiling, in milliseconds.
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+    /// Full rescan (and resubmission of results) interval, in seconds.
+    #[serde(default = "default_rescan_seconds")]
+    pub rescan_seconds: u64,
+    /// How long a profile may stay unparseable (being written) before it is reported, in
+    /// seconds.
+    #[serde(default = "default_error_grace_seconds")]
+    pub error_grace_seconds: u64,
+    /// Rejected sets kept for inspection.
+    #[serde(default = "default_keep_rejected")]
+    pub keep_rejected: usize,
+    /// Seconds to wait after a reload before submitting results (Nagios restarts).
+    #[serde(default = "default_submit_delay_seconds")]
+    pub submit_delay_seconds: u64,
+    /// The notifier for XMPP and Slack notifications.
+    #[serde(default)]
+    pub notifier: Option<PathBuf>,
+    /// The mail program for e-mail notifications.
+    #[serde(default)]
+    pub mail_command: Option<PathBuf>,
+}
+
+fn default_translators() -> Vec<PathBuf> {
+    vec![PathBuf::from(monitor_core::plugin::host::DEFAULT_TRANSLATOR_DIR)]
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/monitor-compile")
+}
+fn default_nagios_bin() -> PathBuf {
+    PathBuf::from(monitor_core::validate::DEFAULT_NAGIOS)
+}
+fn default_debounce_ms() -> u64 {
+    2000
+}
+fn default_rescan_seconds() -> u64 {
+    300
+}
+fn default_error_grace_seconds() -> u64 {
+    30
+}
+fn default_keep_rejected() -> usize {
+    5
+}
+fn default_submit_delay_seconds() -> u64 {
+    2
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Directory of profiles (`*.xml`, `*.xml.gz`, searched recursively). Repeatable.
+    #[arg(long = "profiles", value_name = "DIR")]
+    pub profiles: Vec<PathBuf>,
+    /// Output directory (one-shot) or live symlink (daemon).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Users file (TOML) with contacts and their groups.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Directory of translator plugin libraries (`*.so`). Repeatable; by default
+    /// /usr/lib/monitor-compile/translators. A plugin replaces the built-in translator of
+    /// the same component.
+    #[arg(long = "translators", value_name = "DIR")]
+    pub translators: Vec<PathBuf>,
+    /// The Nagios binary (for --validate and the daemon's validation).
+    #[arg(long, value_name = "PATH")]
+    pub nagios_bin: Option<PathBuf>,
+    /// The notifier program for XMPP and Slack notifications.
+    #[arg(long, value_name = "PATH")]
+    pub notifier: Option<PathBuf>,
+    /// The mail program used by e-mail notifications.
+    #[arg(long, value_name = "PATH")]
+    pub mail_command: Option<PathBuf>,
+    /// Daemon: the site's Nagios main config.
+    #[arg(long, value_name = "FILE")]
+    pub nagios_config: Option<PathBuf>,
+    /// Daemon: the external command file.
+    #[arg(long, value_name = "FILE")]
+    pub command_file: Option<PathBuf>,
+    /// Daemon: the state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Daemon: the persistent cache file.
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+    /// Daemon: debounce interval in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub debounce_ms: Option<u64>,
+    /// Daemon: full rescan interval in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub rescan_seconds: Option<u64>,
+    /// Daemon: grace period for profiles being written, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub error_grace_seconds: Option<u64>,
+}
+
+/// Read `file` (if any) and apply `o` on top. Errors name the file and the key.
+pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, String> {
+    let mut table: toml::Table = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            text.parse().map_err(|e| format!("{}: {e}", f.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    let path = |p: &PathBuf| toml::Value::String(p.display().to_string());
+    let paths = |v: &[PathBuf]| toml::Value::Array(v.iter().map(path).collect());
+    if !o.profiles.is_empty() {
+        table.insert("profiles".into(), paths(&o.profiles));
+    }
+    if !o.translators.is_empty() {
+        table.insert("translators".into(), paths(&o.translators));
+    }
+    for (key, value) in [
+        ("output", &o.output),
+        ("users", &o.users),
+        ("nagios_bin", &o.nagios_bin),
+        ("notifier", &o.notifier),
+        ("mail_command", &o.mail_command),
+        ("nagios_config", &o.nagios_config),
+        ("command_file", &o.command_file),
+        ("state_dir", &o.state_dir),
+        ("cache", &o.cache),
+    ] {
+        if let Some(v) = value {
+            table.insert(key.into(), path(v));
+        }
+    }
+    for (key, value) in [
+        ("debounce_ms", o.debounce_ms),
+        ("rescan_seconds", o.rescan_seconds),
+        ("error_grace_seconds", o.error_grace_seconds),
+    ] {
+        if let Some(v) = value {
+            table.insert(key.into(), toml::Value::Integer(v as i64));
+        }
+    }
+    let what = file
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "the command line".into());
+    toml::Value::Table(table).try_into().map_err(|e| format!("{what}: {e}"))
+}
+
+impl Settings {
+    /// The state directory used when the configuration does not name one.
+    pub fn default_state_dir() -> PathBuf {
+        default_state_dir()
+    }
+
+    pub fn cache_path(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(|| self.state_dir.join("cache.redb"))
+    }
+
+    pub fn reload_method(&self) -> Reload {
+        self.reload.clone().unwrap_or_else(|| Reload::CommandFile {
+            path: self.command_file.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "profiles = [\"/p\"]\nusers = \"/u.toml\"\noutput = \"/o\"\nnagios_config = \"/n.cfg\"\ncommand_file = \"/c\"\n[reload]\nmethod = \"signal\"\nlock_file = \"/run/nagios.lock\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            users: Some("/other.toml".into()),
+            debounce_ms: Some(50),
+            ..Default::default()
+        };
+        let s = load(Some(&f), &o).unwrap();
+        assert_eq!(s.profiles, [PathBuf::from("/p")]);
+        assert_eq!(s.users, PathBuf::from("/other.toml"));
+        assert_eq!(s.debounce_ms, 50);
+        assert_eq!(s.rescan_seconds, 300);
+        assert_eq!(s.cache_path(), PathBuf::from("/var/lib/monitor-compile/cache.redb"));
+        assert_eq!(
+            s.reload_method(),
+            Reload::Signal {
+                lock_file: "/run/nagios.lock".into()
+            }
+        );
+        std::fs::write(&f, "profiles = [\"/p\"]\nuser = \"typo\"\n").unwrap();
+        let e = load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(e.contains("c.toml") && e.contains("user"), "{e}");
+    }
+}

@@ -1,0 +1,506 @@
+//! The daemon end to end, against a real Nagios: `nagios4 -d` on a temporary directory
+//! with its own main config and command file, and the real `monitor-compile` daemon.
+//! Waits are bounded polls of Nagios's status.dat or the daemon's status.json, never
+//! timing assertions.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use monitor_integration_tests::{nagios_bin, plugin_libs, profile_xml, samples};
+
+struct Site {
+    dir: tempfile::TempDir,
+    daemon: Option<Child>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Site {
+    fn new() -> Site {
+        Site::with_reload(true)
+    }
+
+    /// A site whose daemon does not reload Nagios (tests that run no Nagios).
+    fn without_nagios() -> Site {
+        Site::with_reload(false)
+    }
+
+    fn with_reload(reload: bool) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["profiles", "translators", "nagios", "var/checkresults", "state"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        for f in ["kdc1.xml", "jabber1.xml", "web1.xml"] {
+            std::fs::copy(samples().join(f), d.join("profiles").join(f)).unwrap();
+        }
+        std::fs::copy(&plugin_libs().flaky_v1, d.join("translators/flaky.so")).unwrap();
+        let v = d.join("var");
+        let main = format!(
+            "cfg_dir={live}\nresource_file={n}/resource.cfg\ncheck_result_path={v}/checkresults\ntemp_path={v}\n\
+             lock_file={v}/nagios.lock\nlog_file={v}/nagios.log\nstatus_file={v}/status.dat\n\
+             state_retention_file={v}/retention.dat\nobject_cache_file={v}/objects.cache\n\
+             precached_object_file={v}/objects.precache\ncommand_file={v}/nagios.cmd\ncheck_external_commands=1\n\
+             command_check_interval=-1\nstatus_update_interval=1\nexecute_service_checks=0\nexecute_host_checks=0\n\
+             nagios_user=root\nnagios_group=root\nillegal_object_name_chars=`~!$%^&*|'\"<>?,()=\n\
+             illegal_macro_output_chars=`~$&|'\"<>\n",
+            live = d.join("nagios/generated").display(),
+            n = d.join("nagios").display(),
+            v = v.display()
+        );
+        std::fs::write(d.join("nagios/nagios.cfg"), main).unwrap();
+        std::fs::write(d.join("nagios/resource.cfg"), "$USER1$=/usr/lib/nagios/plugins\n").unwrap();
+        let cfg = format!(
+            "profiles = [\"{d}/profiles\"]\ntranslators = [\"{d}/translators\"]\nusers = \"{users}\"\noutput = \"{d}/nagios/generated\"\n\
+             state_dir = \"{d}/state\"\nnagios_config = \"{d}/nagios/nagios.cfg\"\nnagios_bin = \"{bin}\"\ncommand_file = \"{d}/var/nagios.cmd\"\n\
+             debounce_ms = 200\nrescan_seconds = 2\nerror_grace_seconds = 2\nsubmit_delay_seconds = 1\n{reload}",
+            reload = if reload { "" } else { "[reload]\nmethod = \"none\"\n" },
+            d = d.display(),
+            users = samples().join("users.toml").display(),
+            bin = nagios_bin().display()
+        );
+        std::fs::write(d.join("monitor-compile.toml"), cfg).unwrap();
+        Site {
+            dir,
+            daemon: None,
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitor-compile"));
+        cmd.arg("--config")
+            .arg(self.path("monitor-compile.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        self.daemon = Some(cmd.spawn().expect("start the daemon"));
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    fn start_nagios(&self) {
+        let st = Command::new(nagios_bin())
+            .arg("-d")
+            .arg(self.path("nagios/nagios.cfg"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "nagios4 -d failed: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    fn status_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(self.path("state/status.json")).ok()?).ok()
+    }
+
+    /// Every servicestatus block of status.dat, as directive maps.
+    fn services(&self) -> Vec<HashMap<String, String>> {
+        let text = std::fs::read_to_string(self.path("var/status.dat")).unwrap_or_default();
+        let mut out = Vec::new();
+        for block in text.split("servicestatus {").skip(1) {
+            let body = block.split('}').next().unwrap_or_default();
+            out.push(
+                body.lines()
+                    .filter_map(|l| l.trim().split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    fn service(&self, host: &str, desc: &str) -> Option<HashMap<String, String>> {
+        self.services().into_iter().find(|s| {
+            s.get("host_name").map(String::as_str) == Some(host)
+                && s.get("service_description").map(String::as_str) == Some(desc)
+        })
+    }
+
+    fn wait(&self, what: &str, mut ok: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < end {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("gave up waiting for {what}\n--- daemon log ---\n{}", self.log());
+    }
+
+    fn live_target(&self) -> PathBuf {
+        std::fs::read_link(self.path("nagios/generated")).unwrap()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.path("var/nagios.lock")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn state(s: &HashMap<String, String>) -> (&str, &str) {
+    (s["current_state"].as_str(), s["plugin_output"].as_str())
+}
+
+/// Start the daemon (its first deploy happens before Nagios runs), then Nagios.
+fn running_site() -> Site {
+    let mut site = Site::new();
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.path("nagios/generated").exists() && site.status_json().is_some()
+    });
+    site.start_nagios();
+    site.wait("Nagios to load the sample hosts", || {
+        site.service("kdc1.example.org", "Kerberos KDC").is_some()
+    });
+    site
+}
+
+fn write(site: &Site, rel: &str, text: &str) {
+    let tmp = site.path(&format!("{rel}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, site.path(rel)).unwrap();
+}
+
+#[test]
+fn daemon_deploys_reports_and_keeps_last_good_config() {
+    let site = running_site();
+    // 1. Nagios runs the generated configuration.
+    for (h, d) in [
+        ("jabber1.example.org", "Jabber SSL"),
+        ("web1.example.org", "vhost www.example.org"),
+        ("monitor-compile-clusters", "Cluster kdc-EXAMPLE.ORG"),
+    ] {
+        assert!(site.service(h, d).is_some(), "{d} on {h}");
+    }
+    site.wait("OK results for every monitoring service", || {
+        site.service("kdc1.example.org", "monitoring: kerberos")
+            .is_some_and(|s| state(&s) == ("0", "OK: kerberos compiled"))
+    });
+
+    // 2. A profile gains a component: a new service appears after the reload.
+    let xml = |comps: &str| {
+        profile_xml(
+            "ok1",
+            comps,
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        )
+    };
+    write(&site, "profiles/ok1.xml", &xml(""));
+    site.wait("the daemon to see ok1", || {
+        site.status_json().is_some_and(|s| s["files"] == 4)
+    });
+    assert!(site.service("ok1.example.org", "Flaky v1").is_none());
+    write(&site, "profiles/ok1.xml", &xml("flaky"));
+    site.wait("the new service in status.dat", || {
+        site.service("ok1.example.org", "Flaky v1").is_some()
+    });
+
+    // 3. A broken profile keeps its last good services, goes CRITICAL with the error, and
+    //    turns OK when fixed.
+    let good = std::fs::read_to_string(site.path("profiles/jabber1.xml")).unwrap();
+    write(&site, "profiles/jabber1.xml", &good[..good.len() / 2]);
+    site.wait("CRITICAL for the broken profile", || {
+        site.service("jabber1.example.org", "monitoring: jabberd")
+            .is_some_and(|s| s["current_state"] == "2")
+    });
+    let crit = site.service("jabber1.example.org", "monitoring: jabberd").unwrap();
+    assert!(
+        crit["plugin_output"].starts_with("CRITICAL: ") && crit["plugin_output"].contains("jabber1.xml:"),
+        "{crit:?}"
+    );
+    assert!(
+        site.service("jabber1.example.org", "Jabber SSL").is_some(),
+        "last good services kept"
+    );
+    let live = site.path("nagios/generated/20-machines/jabber1.example.org.cfg");
+    assert!(std::fs::read_to_string(live).unwrap().contains("Jabber SSL"));
+    write(&site, "profiles/jabber1.xml", &good);
+    site.wait("OK after the fix", || {
+        site.service("jabber1.example.org", "monitoring: jabberd")
+            .is_some_and(|s| s["current_state"] == "0")
+    });
+
+    // 7. An error text cannot inject an external command: it arrives as one clean line.
+    write(
+        &site,
+        "profiles/inject1.xml",
+        &profile_xml(
+            "inject1",
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    );
+    site.wait("CRITICAL for inject1", || {
+        site.service("inject1.example.org", "monitoring: flaky")
+            .is_some_and(|s| s["current_state"] == "2")
+    });
+    let s = site.service("inject1.example.org", "monitoring: flaky").unwrap();
+    assert_eq!(
+        s["plugin_output"],
+        "CRITICAL: bad value [0] PROCESS_HOST_CHECK_RESULT,inject1.example.org,1,pwned, / perf=1"
+    );
+    assert_eq!(s.get("performance_data").map(String::as_str), Some(""));
+    let nagios_log = std::fs::read_to_string(site.path("var/nagios.log")).unwrap();
+    assert!(
+        !nagios_log.contains("PROCESS_HOST_CHECK_RESULT;inject1"),
+        "no injected command reached Nagios"
+    );
+
+    // status reports the last pass.
+    let out = Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+        .args(["status", "--format", "json", "--config"])
+        .arg(site.path("monitor-compile.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["machines"], 5);
+    assert!(st["deploy"]["result"].is_string());
+}
+
+#[test]
+fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
+    let site = running_site();
+    let before = site.live_target();
+    let before_cfg = std::fs::read_to_string(site.path("nagios/generated/00-base.cfg")).unwrap();
+    write(
+        &site,
+        "profiles/reject1.xml",
+        &profile_xml(
+            "reject1",
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    );
+    site.wait("a rejection", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "rejected")
+    });
+    assert_eq!(site.live_target(), before, "the live configuration is unchanged");
+    assert_eq!(
+        std::fs::read_to_string(site.path("nagios/generated/00-base.cfg")).unwrap(),
+        before_cfg
+    );
+    let status = site.status_json().unwrap();
+    let kept = PathBuf::from(status["deploy"]["kept_at"].as_str().unwrap());
+    assert!(
+        kept.join("20-machines/reject1.example.org.cfg").exists(),
+        "the rejected set is kept for inspection"
+    );
+    let errors = status["deploy"]["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e
+            .as_str()
+            .unwrap()
+            .contains("for service 'Flaky v1' on host 'reject1.example.org'")),
+        "{errors:?}"
+    );
+    assert!(
+        site.log().contains("configuration rejected by nagios -v"),
+        "{}",
+        site.log()
+    );
+    assert!(site.service("reject1.example.org", "Flaky v1").is_none());
+}
+
+#[test]
+fn restarting_with_unchanged_profiles_parses_and_translates_nothing() {
+    let mut site = Site::without_nagios();
+    site.start_daemon();
+    site.wait("the first pass", || site.status_json().is_some());
+    let first = site.status_json().unwrap();
+    assert_eq!(first["parsed"], 3);
+    site.stop_daemon();
+    std::fs::remove_file(site.path("state/status.json")).unwrap();
+    site.start_daemon();
+    site.wait("a pass after the restart", || site.status_json().is_some());
+    let after = site.status_json().unwrap();
+    assert_eq!(
+        (
+            after["parsed"].as_u64(),
+            after["translated"].as_u64(),
+            after["cache_hits"].as_u64()
+        ),
+        (Some(0), Some(0), Some(3))
+    );
+    assert_eq!(after["deploy"]["result"], "unchanged", "{after}");
+}
+
+#[test]
+fn a_corrupt_cache_is_discarded_and_rebuilt() {
+    let mut site = Site::without_nagios();
+    std::fs::write(site.path("state/cache.redb"), b"this is not a redb database").unwrap();
+    site.start_daemon();
+    site.wait("a pass", || site.status_json().is_some());
+    assert_eq!(site.status_json().unwrap()["parsed"], 3);
+    assert!(
+        site.log().contains("discarding the cache store and rebuilding it"),
+        "{}",
+        site.log()
+    );
+}
+
+#[test]
+fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
+    for point in ["staged", "validated", "renamed", "swapped"] {
+        let mut site = Site::without_nagios();
+        // A first, complete deploy.
+        site.start_daemon();
+        site.wait("the first deploy", || site.status_json().is_some());
+        site.stop_daemon();
+        let first = site.live_target();
+        // A change, deployed by a daemon that stops at `point` and is killed there.
+        write(
+            &site,
+            "profiles/ok1.xml",
+            &profile_xml(
+                "ok1",
+                "flaky",
+                "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+            ),
+        );
+        site.extra_env = vec![("MONITOR_COMPILE_PAUSE_AT".into(), point.into())];
+        site.start_daemon();
+        let marker = site.path(&format!("state/paused-at-{point}"));
+        site.wait(&format!("the daemon to pause at {point}"), || marker.exists());
+        let pid = site.daemon.as_ref().unwrap().id();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _ = site.daemon.take().unwrap().wait();
+
+        let live = site.live_target();
+        let new = live != first;
+        assert_eq!(
+            new,
+            point == "swapped",
+            "at {point} the live set is the {}",
+            if new { "new" } else { "old" }
+        );
+        let check = monitor_core::validate::validate_dir(&nagios_bin(), &site.path("nagios/generated")).unwrap();
+        assert!(check.ok, "after kill -9 at {point}: {}", check.output);
+        let machine = site.path("nagios/generated/20-machines/ok1.example.org.cfg");
+        assert_eq!(machine.exists(), new, "a whole set, never a mix, at {point}");
+
+        // A restart cleans up and completes the deploy.
+        std::fs::remove_file(&marker).unwrap();
+        site.extra_env.clear();
+        std::fs::remove_file(site.path("state/status.json")).unwrap();
+        site.start_daemon();
+        site.wait("the deploy after restart", || site.status_json().is_some());
+        assert!(machine.exists(), "the change is deployed after the restart at {point}");
+        let leftovers: Vec<_> = std::fs::read_dir(site.path("state/sets"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
+            .collect();
+        assert!(leftovers.is_empty(), "staging left over after {point}");
+    }
+}
+
+#[test]
+fn sighup_rereads_the_configuration() {
+    let mut site = Site::without_nagios();
+    site.start_daemon();
+    site.wait("the first pass", || site.status_json().is_some());
+    // Point the daemon at a second profile directory holding one more machine.
+    std::fs::create_dir_all(site.path("more")).unwrap();
+    std::fs::copy(samples().join("kdc2.xml"), site.path("more/kdc2.xml")).unwrap();
+    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml"))
+        .unwrap()
+        .replacen(
+            "profiles = [",
+            &format!("profiles = [\"{}\", ", site.path("more").display()),
+            1,
+        );
+    std::fs::write(site.path("monitor-compile.toml"), cfg).unwrap();
+    let pid = site.daemon.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    site.wait("the new directory to be compiled", || {
+        site.status_json().is_some_and(|s| s["files"] == 4)
+    });
+    assert!(site.path("nagios/generated/20-machines/kdc2.example.org.cfg").exists());
+    site.stop_daemon();
+}
+
+#[test]
+fn a_profile_being_written_is_retried_not_reported_at_once() {
+    let mut site = Site::new();
+    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml"))
+        .unwrap()
+        .replace("error_grace_seconds = 2", "error_grace_seconds = 600");
+    std::fs::write(site.path("monitor-compile.toml"), cfg).unwrap();
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.path("nagios/generated").exists() && site.status_json().is_some()
+    });
+    site.start_nagios();
+    site.wait("OK for kdc1", || {
+        site.service("kdc1.example.org", "monitoring: kerberos")
+            .is_some_and(|s| s["current_state"] == "0")
+    });
+    // Half a file, as a writer would leave it for a moment: pending, not CRITICAL.
+    let good = std::fs::read_to_string(site.path("profiles/kdc1.xml")).unwrap();
+    std::fs::write(site.path("profiles/kdc1.xml"), &good[..good.len() / 2]).unwrap();
+    site.wait("the pending profile", || {
+        site.status_json()
+            .is_some_and(|s| s["pending_profiles"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+    // Results are resubmitted every rescan (2 s): wait for two more passes.
+    let passes = |s: &Site| {
+        s.status_json()
+            .map(|j| j["started_at"].as_u64().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let t0 = passes(&site);
+    site.wait("two more passes", || passes(&site) >= t0 + 4);
+    assert_eq!(
+        site.service("kdc1.example.org", "monitoring: kerberos").unwrap()["current_state"],
+        "0",
+        "not reported during the grace period"
+    );
+    // The writer finishes: the next event retries it, and nothing was ever reported.
+    std::fs::write(site.path("profiles/kdc1.xml"), &good).unwrap();
+    site.wait("the profile to be good again", || {
+        site.status_json().is_some_and(|s| {
+            s["pending_profiles"].as_array().is_some_and(|a| a.is_empty())
+                && s["errors"].as_array().is_some_and(|e| e.is_empty())
+        })
+    });
+    assert_eq!(
+        site.service("kdc1.example.org", "monitoring: kerberos").unwrap()["current_state"],
+        "0"
+    );
+}

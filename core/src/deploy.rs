@@ -1,0 +1,513 @@
+//! Safe deployment of an assembled configuration to a running Nagios.
+//!
+//! Every generated set lives in a directory of its own, `STATE/sets/<blake3>`, and the
+//! live path that the site's `nagios.cfg` names in `cfg_dir=` is a **symlink** to one of
+//! them. A deploy:
+//!
+//! 1. skips everything when the set is byte-identical to the live one;
+//! 2. writes the set into a staging directory and syncs it;
+//! 3. runs `nagios -v` on a copy of the site's main config whose `cfg_dir=LIVE` line points
+//!    at the staging directory instead;
+//! 4. on failure, keeps the live set, logs the errors and moves the staging directory to
+//!    `STATE/rejected/` for inspection (the newest few are kept);
+//! 5. on success, renames the staging directory into place and swaps the symlink with a
+//!    `rename(2)`, which is atomic: after a crash at any point the live path is the old or
+//!    the new whole set, never a mix;
+//! 6. reloads Nagios, and rolls the symlink back (and reloads again) if that fails; the
+//!    set last reloaded is recorded, so that a crash between the swap and the reload is
+//!    finished by a reload on the next pass.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::engine::{Outcome, Output};
+use crate::validate::{NagiosCheck, run_verify};
+
+/// How Nagios is told to load the new configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum Reload {
+    /// Write `RESTART_PROGRAM` to the external command file.
+    CommandFile { path: PathBuf },
+    /// Send SIGHUP to the pid in Nagios's lock file.
+    Signal { lock_file: PathBuf },
+    /// Run a command, such as `["systemctl", "reload", "nagios4"]`.
+    Command { argv: Vec<String> },
+    /// Do not reload (tests, or a site that reloads on its own).
+    None,
+}
+
+/// Where and how to deploy.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The live path: a symlink managed here, named by `cfg_dir=` in the main config.
+    pub live: PathBuf,
+    /// Sets, staging and rejected sets live under this directory.
+    pub state_dir: PathBuf,
+    pub nagios_bin: PathBuf,
+    /// The site's main configuration file.
+    pub nagios_config: PathBuf,
+    pub reload: Reload,
+    /// How many rejected sets to keep.
+    pub keep_rejected: usize,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Deployed {
+    /// Byte-identical to the live set: nothing validated, nothing reloaded.
+    Unchanged { set: String },
+    /// Validated and swapped in; reloaded unless `reload_error` says why not (only when
+    /// there was no earlier set to roll back to, such as before Nagios first started).
+    Deployed {
+        set: String,
+        warnings: usize,
+        reload_error: Option<String>,
+    },
+    /// `nagios -v` rejected it; the live set is unchanged.
+    Rejected { kept_at: PathBuf, errors: Vec<String> },
+    /// Swapped in, but the reload failed, so the previous set was restored.
+    RolledBack { set: String, reason: String },
+}
+
+/// A deploy that could not be attempted properly.
+#[derive(Debug, Error)]
+pub enum DeployError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Validate(#[from] crate::validate::ValidateError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
+    move |source| DeployError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Test hook: with `MONITOR_COMPILE_PAUSE_AT=<point>` the deploy writes
+/// `STATE/paused-at-<point>` and sleeps there, so that a test can `kill -9` it at a
+/// chosen point. Points: `staged`, `validated`, `renamed`, `swapped`.
+fn pause_point(cfg: &DeployConfig, point: &str) {
+    if std::env::var("MONITOR_COMPILE_PAUSE_AT").is_ok_and(|p| p == point) {
+        let marker = cfg.state_dir.join(format!("paused-at-{point}"));
+        let _ = std::fs::write(&marker, std::process::id().to_string());
+        tracing::warn!(point, "paused for a test (MONITOR_COMPILE_PAUSE_AT)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// The content digest of a set: blake3 over every file name and contents, in order.
+pub fn digest(output: &Output) -> String {
+    let mut h = blake3::Hasher::new();
+    for (path, text) in &output.files {
+        h.update(path.to_string_lossy().as_bytes());
+        h.update(&[0]);
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// The set the live symlink points at, if any.
+pub fn live_set(cfg: &DeployConfig) -> Option<String> {
+    let target = std::fs::read_link(&cfg.live).ok()?;
+    target.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// Remove staging directories left behind by a crash.
+pub fn recover(cfg: &DeployConfig) -> Result<(), DeployError> {
+    let sets = cfg.state_dir.join("sets");
+    let Ok(entries) = std::fs::read_dir(&sets) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".staging-") {
+            tracing::info!(path = %e.path().display(), "removing a staging directory left by an interrupted deploy");
+            std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The set Nagios was last successfully reloaded with (written after each reload).
+fn reloaded_marker(cfg: &DeployConfig) -> PathBuf {
+    cfg.state_dir.join("reloaded-set")
+}
+
+fn mark_reloaded(cfg: &DeployConfig, set: &str) -> Result<(), DeployError> {
+    let path = reloaded_marker(cfg);
+    crate::writer::write_atomic(&path, set.as_bytes()).map_err(io(&path))
+}
+
+/// Deploy `output` (see the module docs).
+pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployError> {
+    let set = digest(output);
+    let previous = live_set(cfg);
+    if previous.as_deref() == Some(set.as_str()) {
+        // Live already; but a crash between the swap and the reload would have left Nagios
+        // on the old set: reload now if the last reload was not of this set.
+        let reloaded = std::fs::read_to_string(reloaded_marker(cfg)).unwrap_or_default();
+        if reloaded.trim() != set {
+            tracing::info!(
+                set,
+                "the live set was never reloaded (interrupted deploy?): reloading now"
+            );
+            match reload(&cfg.reload) {
+                Ok(()) => mark_reloaded(cfg, &set)?,
+                Err(reason) => tracing::warn!(%reason, "reload failed"),
+            }
+        }
+        return Ok(Deployed::Unchanged { set });
+    }
+    if cfg.live.exists() && std::fs::symlink_metadata(&cfg.live).is_ok_and(|m| !m.file_type().is_symlink()) {
+        return Err(DeployError::Config(format!(
+            "{} exists and is not a symlink: monitor-compile manages it as a symlink to the current set; move it away",
+            cfg.live.display()
+        )));
+    }
+    let sets = cfg.state_dir.join("sets");
+    std::fs::create_dir_all(&sets).map_err(io(&sets))?;
+    let staging = sets.join(format!(".staging-{set}-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    write_synced(&staging, output)?;
+    pause_point(cfg, "staged");
+
+    let check = validate_staging(cfg, &staging)?;
+    if !check.ok {
+        for e in &check.errors {
+            tracing::error!(set = %set, "nagios -v: {e}");
+        }
+        let kept_at = keep_rejected(cfg, &staging, &set)?;
+        tracing::error!(kept_at = %kept_at.display(), "configuration rejected by nagios -v; the live configuration is unchanged");
+        return Ok(Deployed::Rejected {
+            kept_at,
+            errors: check.errors,
+        });
+    }
+    pause_point(cfg, "validated");
+
+    let target = sets.join(&set);
+    if target.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    } else {
+        std::fs::rename(&staging, &target).map_err(io(&target))?;
+        sync_dir(&sets)?;
+    }
+    pause_point(cfg, "renamed");
+    swap(cfg, &target)?;
+    pause_point(cfg, "swapped");
+
+    let mut reload_error = None;
+    if let Err(reason) = reload(&cfg.reload).and_then(|()| mark_reloaded(cfg, &set).map_err(|e| e.to_string())) {
+        match &previous {
+            Some(prev) if sets.join(prev).is_dir() => {
+                tracing::error!(%reason, "reload failed; rolling back to the previous configuration");
+                swap(cfg, &sets.join(prev))?;
+                if let Err(again) = reload(&cfg.reload) {
+                    tracing::error!(reason = %again, "reload after rollback failed too");
+                }
+                return Ok(Deployed::RolledBack { set, reason });
+            }
+            _ => {
+                tracing::warn!(%reason, "first configuration in place, but Nagios could not be reloaded");
+                reload_error = Some(reason);
+            }
+        }
+    }
+    collect_garbage(&sets, &set, previous.as_deref())?;
+    Ok(Deployed::Deployed {
+        set,
+        warnings: check.warnings.len(),
+        reload_error,
+    })
+}
+
+fn write_synced(dir: &Path, output: &Output) -> Result<(), DeployError> {
+    for (rel, text) in &output.files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+        f.write_all(text.as_bytes()).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+    }
+    for d in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+    {
+        sync_dir(d.path())?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DeployError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Point the live symlink at `target` with one atomic rename.
+fn swap(cfg: &DeployConfig, target: &Path) -> Result<(), DeployError> {
+    let parent = cfg.live.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = parent.join(format!(
+        ".{}.swap-{}",
+        cfg.live
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &cfg.live).map_err(io(&cfg.live))?;
+    sync_dir(parent)
+}
+
+/// The site's main config, with its `cfg_dir=LIVE` pointed at `staging`; relative paths
+/// are made absolute so that the copy can live elsewhere.
+pub fn verify_config(main: &str, main_dir: &Path, live: &Path, staging: &Path) -> Result<String, DeployError> {
+    let live_abs = absolute(main_dir, live);
+    let mut found = false;
+    let mut out = String::with_capacity(main.len() + 64);
+    for line in main.lines() {
+        let t = line.trim();
+        let rewritten = match t.split_once('=') {
+            Some((key @ ("cfg_dir" | "cfg_file" | "resource_file"), value)) if !t.starts_with('#') => {
+                let abs = absolute(main_dir, Path::new(value.trim()));
+                if key == "cfg_dir" && same_path(&abs, &live_abs) {
+                    found = true;
+                    format!("cfg_dir={}", staging.display())
+                } else {
+                    format!("{key}={}", abs.display())
+                }
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&rewritten);
+        out.push('\n');
+    }
+    if !found {
+        return Err(DeployError::Config(format!(
+            "the Nagios main config has no cfg_dir={} line: add it so that Nagios loads the generated configuration",
+            live.display()
+        )));
+    }
+    Ok(out)
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a.components().eq(b.components())
+}
+
+fn validate_staging(cfg: &DeployConfig, staging: &Path) -> Result<NagiosCheck, DeployError> {
+    let main = std::fs::read_to_string(&cfg.nagios_config).map_err(io(&cfg.nagios_config))?;
+    let main_dir = cfg.nagios_config.parent().unwrap_or(Path::new("/"));
+    let text = verify_config(&main, main_dir, &cfg.live, staging)?;
+    let verify_dir = cfg.state_dir.join("verify");
+    std::fs::create_dir_all(&verify_dir).map_err(io(&verify_dir))?;
+    let path = verify_dir.join("nagios.cfg");
+    std::fs::write(&path, text).map_err(io(&path))?;
+    Ok(run_verify(&cfg.nagios_bin, &path)?)
+}
+
+fn keep_rejected(cfg: &DeployConfig, staging: &Path, set: &str) -> Result<PathBuf, DeployError> {
+    let dir = cfg.state_dir.join("rejected");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let kept = dir.join(format!("{stamp}-{set}"));
+    if kept.exists() {
+        std::fs::remove_dir_all(&kept).map_err(io(&kept))?;
+    }
+    std::fs::rename(staging, &kept).map_err(io(&kept))?;
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    while all.len() > cfg.keep_rejected.max(1) {
+        let old = all.remove(0);
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    Ok(kept)
+}
+
+/// Keep the live set and the one before it (for a rollback); remove the others.
+fn collect_garbage(sets: &Path, live: &str, previous: Option<&str>) -> Result<(), DeployError> {
+    for e in std::fs::read_dir(sets).map_err(io(sets))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == live || Some(name.as_str()) == previous || name.starts_with('.') {
+            continue;
+        }
+        std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+    }
+    Ok(())
+}
+
+/// Tell Nagios to load the new configuration.
+pub fn reload(how: &Reload) -> Result<(), String> {
+    match how {
+        Reload::None => Ok(()),
+        Reload::CommandFile { path } => write_commands(path, &[format!("[{}] RESTART_PROGRAM", now())]),
+        Reload::Signal { lock_file } => {
+            let text = std::fs::read_to_string(lock_file).map_err(|e| format!("{}: {e}", lock_file.display()))?;
+            let pid: i32 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: no pid in {text:?}", lock_file.display()))?;
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP)
+                .map_err(|e| format!("SIGHUP to pid {pid}: {e}"))
+        }
+        Reload::Command { argv } => {
+            let (prog, args) = argv.split_first().ok_or("the reload command is empty")?;
+            let status = std::process::Command::new(prog)
+                .args(args)
+                .status()
+                .map_err(|e| format!("{prog}: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{} exited with {status}", argv.join(" ")))
+            }
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Write external commands, one line each. Each line is one `write(2)` shorter than
+/// `PIPE_BUF`, so lines from other writers cannot interleave with ours.
+pub fn write_commands(command_file: &Path, lines: &[String]) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(command_file)
+        .map_err(|e| {
+            format!(
+                "{}: cannot open the command file (is Nagios running?): {e}",
+                command_file.display()
+            )
+        })?;
+    for line in lines {
+        let mut buf = line.clone().into_bytes();
+        buf.push(b'\n');
+        let mut tries = 0;
+        loop {
+            match f.write_all(&buf) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 500 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(format!("{}: {e}", command_file.display())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Make text safe as the plugin output of an external command: one line, no `;` (the
+/// field separator), no `|` (performance data), no control characters, at most 1000
+/// bytes.
+pub fn sanitize(text: &str) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| match c {
+            ';' => ',',
+            '|' => '/',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 1000 {
+        let mut cut = 1000;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The `PROCESS_SERVICE_CHECK_RESULT` lines for a pass's outcomes: OK for the (machine,
+/// component) pairs that compiled, CRITICAL with the error for those that did not.
+pub fn result_commands(outcomes: &[&Outcome], timestamp: u64) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let desc = crate::engine::status_service_description(&o.component);
+            let (code, text) = if o.errors.is_empty() {
+                (0, format!("OK: {} compiled", o.component))
+            } else {
+                (2, format!("CRITICAL: {}", o.errors.join(" / ")))
+            };
+            format!(
+                "[{timestamp}] PROCESS_SERVICE_CHECK_RESULT;{};{desc};{code};{}",
+                o.machine,
+                sanitize(&text)
+            )
+        })
+        .collect()
+}
+
+/// Submit `outcomes` through the command file.
+pub fn submit_results(command_file: &Path, outcomes: &[&Outcome]) -> Result<(), String> {
+    write_commands(command_file, &result_commands(outcomes, now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_makes_one_safe_line() {
+        let s = sanitize("bad\nvalue; [0] PROCESS_HOST_CHECK_RESULT;h;0;x | perf=1\r\u{7}end");
+        assert_eq!(s, "bad value, [0] PROCESS_HOST_CHECK_RESULT,h,0,x / perf=1 end");
+        assert_eq!(sanitize(&"é".repeat(800)).len(), 1000);
+    }
+
+    #[test]
+    fn verify_config_points_the_live_dir_at_staging() {
+        let main = "# site\ncfg_file=objects/commands.cfg\ncfg_dir=/etc/nagios4/generated\nresource_file=resource.cfg\nlog_file=/var/log/n.log\n";
+        let out = verify_config(
+            main,
+            Path::new("/etc/nagios4"),
+            Path::new("/etc/nagios4/generated"),
+            Path::new("/s/x"),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# site\ncfg_file=/etc/nagios4/objects/commands.cfg\ncfg_dir=/s/x\nresource_file=/etc/nagios4/resource.cfg\nlog_file=/var/log/n.log\n"
+        );
+        assert!(verify_config("cfg_dir=/other\n", Path::new("/"), Path::new("/live"), Path::new("/s")).is_err());
+    }
+}
