@@ -233,3 +233,15 @@ mod tests {
         assert!(e.contains("c.toml") && e.contains("user"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod sample {
+    #[test]
+    fn the_sample_configuration_loads() {
+        let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample/monitor-compile.toml");
+        let s = super::load(Some(&f), &super::Overrides::default()).unwrap();
+        assert_eq!(s.output, std::path::PathBuf::from("/etc/nagios4/monitor-compile"));
+        assert_eq!(s.debounce_ms, 2000);
+        assert!(matches!(s.reload_method(), monitor_core::deploy::Reload::CommandFile { .. }));
+    }
+}
