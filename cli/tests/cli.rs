@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use monitor_core::engine::machine_file;
+
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample")
 }
@@ -42,7 +44,7 @@ fn once_on_samples_validates_and_exits_zero() {
         "{stderr}"
     );
     assert!(stderr.contains("nagios -v: ok (0 errors, 0 warnings)"), "{stderr}");
-    assert!(out.path().join("20-machines/kdc1.example.org.cfg").exists());
+    assert!(std::fs::read_to_string(out.path().join(machine_file("kdc1.example.org"))).unwrap().contains("kdc1.example.org"));
 }
 
 #[test]
@@ -74,7 +76,7 @@ fn broken_profile_exits_one_and_the_rest_is_written() {
         stderr.contains("broken.xml:"),
         "the error names the file and line: {stderr}"
     );
-    assert!(out.path().join("20-machines/jabber1.example.org.cfg").exists());
+    assert!(out.path().join(machine_file("jabber1.example.org")).exists());
     assert!(stderr.contains("nagios -v: ok"), "{stderr}");
 }
 
@@ -255,11 +257,12 @@ fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
     assert_eq!(kerberos["origin"], "builtin");
     let builtin_out = tempfile::tempdir().unwrap();
     compile(&samples(), builtin_out.path(), &["--translators", "/nonexistent"]);
-    for f in ["10-start-pass.cfg", "20-machines/jabber1.example.org.cfg"] {
+    let jabber = monitor_core::engine::machine_file("jabber1.example.org");
+    for f in [std::path::Path::new("10-start-pass.cfg"), jabber.as_path()] {
         assert_eq!(
             std::fs::read(out.path().join(f)).unwrap(),
             std::fs::read(builtin_out.path().join(f)).unwrap(),
-            "{f}"
+            "{}", f.display()
         );
     }
 

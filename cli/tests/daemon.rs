@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use monitor_core::engine::machine_file;
 use monitor_integration_tests::{nagios_bin, plugin_libs, profile_xml, samples};
 
 struct Site {
@@ -241,7 +242,7 @@ fn daemon_deploys_reports_and_keeps_last_good_config() {
         site.service("jabber1.example.org", "Jabber SSL").is_some(),
         "last good services kept"
     );
-    let live = site.path("nagios/generated/20-machines/jabber1.example.org.cfg");
+    let live = site.path("nagios/generated").join(machine_file("jabber1.example.org"));
     assert!(std::fs::read_to_string(live).unwrap().contains("Jabber SSL"));
     write(&site, "profiles/jabber1.xml", &good);
     site.wait("OK after the fix", || {
@@ -312,7 +313,7 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
     let status = site.status_json().unwrap();
     let kept = PathBuf::from(status["deploy"]["kept_at"].as_str().unwrap());
     assert!(
-        kept.join("20-machines/reject1.example.org.cfg").exists(),
+        kept.join(machine_file("reject1.example.org")).exists(),
         "the rejected set is kept for inspection"
     );
     let errors = status["deploy"]["errors"].as_array().unwrap();
@@ -411,8 +412,9 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
         );
         let check = monitor_core::validate::validate_dir(&nagios_bin(), &site.path("nagios/generated")).unwrap();
         assert!(check.ok, "after kill -9 at {point}: {}", check.output);
-        let machine = site.path("nagios/generated/20-machines/ok1.example.org.cfg");
-        assert_eq!(machine.exists(), new, "a whole set, never a mix, at {point}");
+        let machine = site.path("nagios/generated").join(machine_file("ok1.example.org"));
+        let has_ok1 = |p: &std::path::Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("# machine ok1.example.org"));
+        assert_eq!(has_ok1(&machine), new, "a whole set, never a mix, at {point}");
 
         // A restart cleans up and completes the deploy.
         std::fs::remove_file(&marker).unwrap();
@@ -420,7 +422,7 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
         std::fs::remove_file(site.path("state/status.json")).unwrap();
         site.start_daemon();
         site.wait("the deploy after restart", || site.status_json().is_some());
-        assert!(machine.exists(), "the change is deployed after the restart at {point}");
+        assert!(has_ok1(&machine), "the change is deployed after the restart at {point}");
         let leftovers: Vec<_> = std::fs::read_dir(site.path("state/sets"))
             .unwrap()
             .flatten()
@@ -451,7 +453,8 @@ fn sighup_rereads_the_configuration() {
     site.wait("the new directory to be compiled", || {
         site.status_json().is_some_and(|s| s["files"] == 4)
     });
-    assert!(site.path("nagios/generated/20-machines/kdc2.example.org.cfg").exists());
+    let shard = std::fs::read_to_string(site.path("nagios/generated").join(machine_file("kdc2.example.org"))).unwrap();
+    assert!(shard.contains("# machine kdc2.example.org"));
     site.stop_daemon();
 }
 

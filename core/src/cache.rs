@@ -35,6 +35,9 @@ impl std::fmt::Display for TranslatorId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Translated {
     pub fragments: Bundle,
+    /// The fragments in Nagios syntax, rendered once when they were made.
+    #[serde(default)]
+    pub rendered: String,
     pub registrations: Vec<Registration>,
     pub warnings: Vec<String>,
 }
@@ -63,10 +66,39 @@ pub struct MachineRecord {
 pub struct Entry {
     /// blake3 of the file's bytes as last read.
     pub hash: [u8; 32],
+    /// The file's size, times and inode when it was read: when they are all the same, the
+    /// file is not read again (a cheap change test; the hash confirms any difference).
+    #[serde(default)]
+    pub stat: Option<FileStat>,
     /// The last good machine record.
     pub record: Option<MachineRecord>,
     /// Why the file's current bytes could not be parsed, if they could not.
     pub profile_error: Option<String>,
+}
+
+/// What `stat(2)` says of a file, for the cheap change test. A writer that replaces a
+/// file (rename) changes the inode; one that rewrites it in place changes the size or the
+/// nanosecond mtime and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+impl FileStat {
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            size: m.len(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+            ino: m.ino(),
+            dev: m.dev(),
+        }
+    }
 }
 
 /// A translator's last good `start_pass` and `finish_pass` output, used while the

@@ -2,7 +2,7 @@
 //! warns about (a duplicate host + service_description silently keeps one), and name
 //! the translator and machine responsible, which Nagios cannot.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::nagios::{Bundle, Object, ObjectKind};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::engine::{Engine, find_profiles, machine_file};
 use monitor_core::nagios::{Bundle, CheckCommand, Service};
 use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
@@ -51,7 +51,7 @@ fn sample_fleet_passes_real_nagios_with_zero_errors() {
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "nagios -v failed:\n{}", check.output);
     assert!(check.errors.is_empty());
-    let jabber = std::fs::read_to_string(out.path().join("20-machines/jabber1.example.org.cfg")).unwrap();
+    let jabber = std::fs::read_to_string(out.path().join(machine_file("jabber1.example.org"))).unwrap();
     assert!(jabber.contains("service_description             Jabber SSL"));
     assert!(jabber.contains("check_command                   check_kdc!EXAMPLE.ORG!"));
     let contacts = std::fs::read_to_string(out.path().join("30-contacts.cfg")).unwrap();
@@ -107,7 +107,7 @@ fn hostile_profile_value_cannot_create_an_object() {
     assert_eq!(e.machine.as_deref(), Some("evil.example.org"));
     assert!(e.message.contains("newline"), "{e}");
     // ; ! and $ are escaped, not passed through.
-    let semi = std::fs::read_to_string(out.path().join("20-machines/semi.example.org.cfg")).unwrap();
+    let semi = std::fs::read_to_string(out.path().join(machine_file("semi.example.org"))).unwrap();
     assert!(
         semi.contains("check_kdc!SEMI.ORG!a\\;b\\!c$$USER1$$!/etc/nagios4/krb5.keytab"),
         "{semi}"
@@ -192,17 +192,17 @@ fn unknown_components_contexts_nested_lists_gzip_and_doctype_compile() {
     assert_eq!(unknown, ["ctx.example.org mystery"]);
     let out = tempfile::tempdir().unwrap();
     write_output(out.path(), &result.output).unwrap();
-    let ctx_cfg = std::fs::read_to_string(out.path().join("20-machines/ctx.example.org.cfg")).unwrap();
+    let ctx_cfg = std::fs::read_to_string(out.path().join(machine_file("ctx.example.org"))).unwrap();
     assert!(
         ctx_cfg.contains("contact_groups                  kdc\n"),
         "!production wins: {ctx_cfg}"
     );
     assert!(
-        std::fs::read_to_string(out.path().join("20-machines/dt.example.org.cfg"))
+        std::fs::read_to_string(out.path().join(machine_file("dt.example.org")))
             .unwrap()
             .contains("check_kdc!DT.ORG")
     );
-    assert!(out.path().join("20-machines/zipped.example.org.cfg").exists());
+    assert!(std::fs::read_to_string(out.path().join(machine_file("zipped.example.org"))).unwrap().contains("host_name                       zipped.example.org"));
     assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok);
 }
 
@@ -297,7 +297,7 @@ fn broken_new_profile_keeps_last_good_configuration() {
     let files = find_profiles(dir.path()).unwrap();
     let mut engine = engine();
     let first = engine.run_pass(&files).unwrap();
-    let kdc_path = Path::new("20-machines/kdc1.example.org.cfg");
+    let kdc_path = &machine_file("kdc1.example.org");
     let good = first.output.files[kdc_path].clone();
     let text = std::fs::read_to_string(dir.path().join("kdc1.xml")).unwrap();
     std::fs::write(dir.path().join("kdc1.xml"), &text[..text.len() - 40]).unwrap();

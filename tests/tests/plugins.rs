@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::engine::{Engine, find_profiles, machine_file};
 use monitor_core::plugin::host::{LoadError, PluginSet, load};
 use monitor_core::translator::Translator;
 use monitor_core::users::TomlUsers;
@@ -81,7 +81,7 @@ fn a_panic_in_a_plugin_is_an_error_for_that_machine_only() {
         err.message.contains("translator panicked: boom on boom1.example.org"),
         "{err}"
     );
-    assert!(r.output.files[Path::new("20-machines/ok1.example.org.cfg")].contains("Flaky v1"));
+    assert!(r.output.files[&machine_file("ok1.example.org")].contains("Flaky v1"));
     assert_eq!(r.report.machines, 5, "every other machine compiled");
     // The plugin is still usable after the panic.
     let again = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
@@ -180,7 +180,7 @@ fn replacing_a_library_between_passes_uses_the_new_code() {
     assert_eq!(refresh.loaded.len(), 1);
     refresh.loaded.into_iter().for_each(|p| e.add_plugin(p));
     let first = e.run_pass(&files).unwrap();
-    let cfg = Path::new("20-machines/ok1.example.org.cfg");
+    let cfg = &machine_file("ok1.example.org");
     assert!(first.output.files[cfg].contains("Flaky v1"));
     assert!(
         set.refresh().loaded.is_empty(),
@@ -242,7 +242,7 @@ fn a_broken_library_keeps_its_machines_last_good_configuration() {
         .replace("lcfgsrv1", "lcfgsrv2");
     std::fs::write(dir.path().join("jabber1.xml"), text).unwrap();
     let r = e.run_pass(&files).unwrap();
-    let jabber = Path::new("20-machines/jabber1.example.org.cfg");
+    let jabber = &machine_file("jabber1.example.org");
     assert_eq!(
         r.output.files[jabber], good.output.files[jabber],
         "last good jabberd fragments kept"

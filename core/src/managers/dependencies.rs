@@ -4,7 +4,9 @@
 //! on a tag nobody provides is a warning. Circular dependencies are found here, before
 //! Nagios sees them, and broken by leaving out the tag dependencies that form them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::helpers::service_dependency;
 use crate::nagios::Bundle;

@@ -15,7 +15,7 @@ pub mod dependencies;
 pub mod passive;
 pub mod users;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::nagios::Object;
 use crate::translator::{Registration, ServiceRef};

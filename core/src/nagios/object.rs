@@ -1,7 +1,5 @@
 //! Typed Nagios objects, their builders, and ordered bundles of them (fragments).
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 
 use super::value::{CheckCommand, Value, ValueError};
@@ -120,9 +118,18 @@ impl Object {
 
     /// Append the object in Nagios syntax. Call [`Object::check`] first.
     pub fn render_into(&self, out: &mut String) {
-        let _ = writeln!(out, "define {} {{", self.kind.keyword());
+        out.push_str("define ");
+        out.push_str(self.kind.keyword());
+        out.push_str(" {\n");
         for (d, v) in &self.directives {
-            let _ = writeln!(out, "    {d:<31} {}", v.render());
+            out.push_str("    ");
+            out.push_str(d);
+            // Values start in column 36, and always after at least one space.
+            for _ in 0..(32usize.saturating_sub(d.len())).max(1) {
+                out.push(' ');
+            }
+            v.render_into(out);
+            out.push('\n');
         }
         out.push_str("}\n\n");
     }

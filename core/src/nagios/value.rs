@@ -196,6 +196,43 @@ impl Value {
         }
     }
 
+    /// Append the value as written in the object file, without intermediate strings.
+    pub fn render_into(&self, out: &mut String) {
+        fn text(out: &mut String, s: &str) {
+            for part in s.split(';').enumerate() {
+                if part.0 > 0 {
+                    out.push_str("\\;");
+                }
+                out.push_str(part.1);
+            }
+        }
+        match self {
+            Value::Name(n) | Value::Text(n) | Value::Plain(n) | Value::CommandLine(n) => text(out, n),
+            Value::Names(ns) => {
+                for (i, n) in ns.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    text(out, n);
+                }
+            }
+            Value::Command(c) => {
+                text(out, &c.name);
+                for a in &c.args {
+                    out.push('!');
+                    for ch in a.chars() {
+                        match ch {
+                            '!' => out.push_str("\\!"),
+                            '$' => out.push_str("$$"),
+                            ';' => out.push_str("\\;"),
+                            ch => out.push(ch),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The value as written in the object file (after [`Value::check`] passed).
     pub fn render(&self) -> String {
         let raw = match self {
@@ -252,6 +289,13 @@ mod tests {
         let c = Value::Command(CheckCommand::new("check_x").arg("a!b").arg("$USER1$;x"));
         assert!(c.check("check_command").is_ok());
         assert_eq!(c.render(), "check_x!a\\!b!$$USER1$$\\;x");
+        let mut direct = String::new();
+        c.render_into(&mut direct);
+        assert_eq!(direct, c.render(), "render_into and render agree");
+        let names = Value::Names(vec!["a;b".into(), "c".into()]);
+        let mut direct = String::new();
+        names.render_into(&mut direct);
+        assert_eq!(direct, names.render());
         assert!(
             Value::Command(CheckCommand::new("c").arg("it's"))
                 .check("check_command")

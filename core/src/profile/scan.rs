@@ -419,15 +419,37 @@ pub(crate) fn skip_element(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<u
     skip_careful(doc, from, name)
 }
 
+/// Close-tag finders, built once per element name and thread (building a memmem finder
+/// costs more than running it over a small component).
+fn with_finder<T>(pattern: &[u8], f: impl FnOnce(&memmem::Finder<'static>) -> T) -> T {
+    thread_local! {
+        static FINDERS: std::cell::RefCell<HashMap<Vec<u8>, memmem::Finder<'static>>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    FINDERS.with(|cell| {
+        let mut map = cell.borrow_mut();
+        if !map.contains_key(pattern) {
+            map.insert(pattern.to_vec(), memmem::Finder::new(pattern).into_owned());
+        }
+        // Inserted just above when missing.
+        f(&map[pattern])
+    })
+}
+
+/// True when `region` holds `<!` or `<?` (a comment, CDATA section, declaration or
+/// processing instruction): one SIMD pass for the rare `!` and `?` bytes.
+fn has_special_markup(region: &[u8]) -> bool {
+    memchr::memchr2_iter(b'!', b'?', region).any(|i| i > 0 && region[i - 1] == b'<')
+}
+
 /// The memmem fast path; `None` when the region needs the careful scan.
 fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
     let mut close = Vec::with_capacity(name.len() + 2);
     close.extend_from_slice(b"</");
     close.extend_from_slice(name);
-    let finder = memmem::Finder::new(&close);
     let mut search = from;
     let (cand, end) = loop {
-        let cand = search + finder.find(&doc[search..])?;
+        let cand = search + with_finder(&close, |f| f.find(&doc[search..]))?;
         let after = cand + close.len();
         match doc.get(after) {
             Some(b'>') => break (cand, after + 1),
@@ -443,20 +465,20 @@ fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
         }
     };
     let region = &doc[from..cand];
-    if memmem::find(region, b"<!").is_some() || memmem::find(region, b"<?").is_some() {
+    if has_special_markup(region) {
         return None;
     }
     // A nested element of the same name would make the first end tag its own.
     let mut open = Vec::with_capacity(name.len() + 1);
     open.push(b'<');
     open.extend_from_slice(name);
-    for i in memmem::find_iter(region, &open) {
-        if matches!(
-            region.get(i + open.len()),
-            None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')
-        ) {
-            return None;
-        }
+    let nested = with_finder(&open, |f| {
+        f.find_iter(region).any(|i| {
+            matches!(region.get(i + open.len()), None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n'))
+        })
+    });
+    if nested {
+        return None;
     }
     Some(end)
 }

@@ -1,0 +1,196 @@
+//! The benchmark: for each fleet size, the cold compile, the no-change pass, and the
+//! one-change and hundred-change passes, each timed from the start of the pass to the
+//! assembled output written. Wall time, CPU time (user + system, all threads) and peak
+//! RSS are measured in this process: the peak is reset before every scenario through
+//! `/proc/self/clear_refs` and read back from `VmHWM`. The references on the same data are
+//! the time to read and blake3-hash every profile byte (the floor, with the files in the
+//! page cache), and the time `nagios4 -v` takes on the produced output.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use monitor_core::base::BaseConfig;
+use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::users::TomlUsers;
+use monitor_core::writer::OutputWriter;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::generate::{Spec, generate, touch};
+
+/// One measured scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measure {
+    pub wall_ms: f64,
+    pub cpu_ms: f64,
+    pub peak_rss_mb: f64,
+    pub parsed: usize,
+    pub translated: usize,
+    pub files_written: usize,
+}
+
+/// The figures for one fleet size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub machines: usize,
+    pub bytes: u64,
+    pub services: usize,
+    pub floor_ms: f64,
+    pub cold: Measure,
+    pub no_change: Measure,
+    pub one_change: Measure,
+    pub hundred_change: Measure,
+    pub nagios_verify_ms: f64,
+    pub nagios_ok: bool,
+}
+
+fn cpu_time() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    match u {
+        Ok(u) => {
+            let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+            tv(u.user_time()) + tv(u.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn measure(f: impl FnOnce() -> (usize, usize, usize)) -> Measure {
+    reset_peak_rss();
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let (parsed, translated, files_written) = f();
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    Measure {
+        wall_ms: wall.as_secs_f64() * 1000.0,
+        cpu_ms: cpu.as_secs_f64() * 1000.0,
+        peak_rss_mb: peak_rss_mb(),
+        parsed,
+        translated,
+        files_written,
+    }
+}
+
+/// Read and hash every file, in parallel: the floor.
+pub fn floor(files: &[PathBuf]) -> (Duration, u64) {
+    let t0 = Instant::now();
+    let bytes: u64 = files
+        .par_iter()
+        .map(|f| {
+            let b = std::fs::read(f).unwrap_or_default();
+            let _ = blake3::hash(&b);
+            b.len() as u64
+        })
+        .sum();
+    (t0.elapsed(), bytes)
+}
+
+/// Run every scenario for a fleet of `machines` under `work`.
+pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: usize) -> std::io::Result<Row> {
+    let spec = Spec { machines, avg_kb, seed: 2026 };
+    let dir = work.join(format!("fleet-{machines}"));
+    let marker = dir.join(".generated");
+    if !marker.exists() {
+        eprintln!("generating {machines} profiles into {}", dir.display());
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&spec, &dir)?;
+        std::fs::write(&marker, format!("{machines} {avg_kb}"))?;
+    }
+    // Start from the generated content (earlier runs touched some files).
+    for f in touch_list(&dir) {
+        let i: usize = f.file_stem().and_then(|s| s.to_str()).and_then(|s| s[1..].parse().ok()).unwrap_or(0);
+        std::fs::write(&f, crate::generate::profile(&spec, i, 0))?;
+    }
+    let files = find_profiles(&dir)?;
+    // Profiles written less than 2 s ago are re-read on every pass (racy timestamps): a
+    // real fleet is settled, so let the files settle as they would.
+    std::thread::sleep(Duration::from_millis(2100));
+    floor(&files); // warm the page cache
+    let (floor_time, bytes) = floor(&files);
+
+    let out = work.join(format!("out-{machines}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut engine = Engine::new(crate::translators(), Box::new(TomlUsers::new(users)), BaseConfig::default());
+    let mut writer = OutputWriter::new(&out);
+    let mut services = 0;
+    let mut pass = |engine: &mut Engine, writer: &mut OutputWriter| {
+        let r = engine.run_pass(&files).expect("pass");
+        services = r.report.services;
+        let w = writer.write(&r.output).expect("write");
+        (r.report.parsed, r.report.translated, w.written)
+    };
+    let cold = measure(|| pass(&mut engine, &mut writer));
+    let no_change = measure(|| pass(&mut engine, &mut writer));
+    // One machine changed: a web server (the touched file itself is then re-read once more
+    // on the next pass, being recent; that is part of the measured cost).
+    let changed = vec![crate::generate::touch_one(&spec, &dir, 12, 1)?];
+    let one_change = measure(|| pass(&mut engine, &mut writer));
+    let mut changed100 = touch(&spec, &dir, 100, 2)?;
+    let hundred_change = measure(|| pass(&mut engine, &mut writer));
+    changed100.extend(changed);
+    std::fs::write(dir.join(".touched"), changed100.iter().map(|p| p.display().to_string() + "\n").collect::<String>())?;
+
+    let t0 = Instant::now();
+    let check = monitor_core::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
+    let nagios_verify = t0.elapsed();
+    Ok(Row {
+        machines,
+        bytes,
+        services,
+        floor_ms: floor_time.as_secs_f64() * 1000.0,
+        cold,
+        no_change,
+        one_change,
+        hundred_change,
+        nagios_verify_ms: nagios_verify.as_secs_f64() * 1000.0,
+        nagios_ok: check.ok,
+    })
+}
+
+fn touch_list(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(dir.join(".touched"))
+        .unwrap_or_default()
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// The human table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str("| machines | data | floor (read+hash) | cold | cold/floor | nagios -v | no-change | one-change | hundred-change | cold peak RSS |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {:.0} MB | {:.0} ms | {:.0} ms (cpu {:.0} ms) | {:.2}x | {:.0} ms ({}) | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} MB |\n",
+            r.machines,
+            r.bytes as f64 / 1e6,
+            r.floor_ms,
+            r.cold.wall_ms,
+            r.cold.cpu_ms,
+            r.cold.wall_ms / r.floor_ms,
+            r.nagios_verify_ms,
+            if r.nagios_ok { "ok" } else { "FAILED" },
+            r.no_change.wall_ms,
+            r.one_change.wall_ms,
+            r.hundred_change.wall_ms,
+            r.cold.peak_rss_mb,
+        ));
+    }
+    s
+}

@@ -1,0 +1,23 @@
+//! Realistic LCFG profile fleets and the monitor-compile benchmark.
+//!
+//! - [`generate`]: write N reproducible profiles of a given average size, and "touch"
+//!   machines with real content changes to simulate a day's edits;
+//! - [`bench`]: the cold, no-change, one-change and hundred-change scenarios, with the
+//!   read+hash floor and `nagios -v` as references (docs/PERFORMANCE.md).
+//!
+//! The `fleet` binary is the command-line front end.
+
+pub mod bench;
+pub mod generate;
+
+use monitor_core::translator::Translator;
+
+/// The built-in translators.
+pub fn translators() -> Vec<Box<dyn Translator>> {
+    vec![
+        Box::new(translator_kerberos::Kerberos),
+        Box::new(translator_jabberd::Jabberd),
+        Box::new(translator_cosign::Cosign),
+        Box::new(translator_apacheconf::Apacheconf),
+    ]
+}
