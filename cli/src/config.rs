@@ -242,6 +242,9 @@ mod sample {
         let s = super::load(Some(&f), &super::Overrides::default()).unwrap();
         assert_eq!(s.output, std::path::PathBuf::from("/etc/nagios4/monitor-compile"));
         assert_eq!(s.debounce_ms, 2000);
-        assert!(matches!(s.reload_method(), monitor_core::deploy::Reload::CommandFile { .. }));
+        assert!(matches!(
+            s.reload_method(),
+            monitor_core::deploy::Reload::CommandFile { .. }
+        ));
     }
 }

@@ -44,7 +44,11 @@ fn once_on_samples_validates_and_exits_zero() {
         "{stderr}"
     );
     assert!(stderr.contains("nagios -v: ok (0 errors, 0 warnings)"), "{stderr}");
-    assert!(std::fs::read_to_string(out.path().join(machine_file("kdc1.example.org"))).unwrap().contains("kdc1.example.org"));
+    assert!(
+        std::fs::read_to_string(out.path().join(machine_file("kdc1.example.org")))
+            .unwrap()
+            .contains("kdc1.example.org")
+    );
 }
 
 #[test]
@@ -262,7 +266,8 @@ fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
         assert_eq!(
             std::fs::read(out.path().join(f)).unwrap(),
             std::fs::read(builtin_out.path().join(f)).unwrap(),
-            "{}", f.display()
+            "{}",
+            f.display()
         );
     }
 

@@ -413,7 +413,8 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
         let check = monitor_core::validate::validate_dir(&nagios_bin(), &site.path("nagios/generated")).unwrap();
         assert!(check.ok, "after kill -9 at {point}: {}", check.output);
         let machine = site.path("nagios/generated").join(machine_file("ok1.example.org"));
-        let has_ok1 = |p: &std::path::Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("# machine ok1.example.org"));
+        let has_ok1 =
+            |p: &std::path::Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("# machine ok1.example.org"));
         assert_eq!(has_ok1(&machine), new, "a whole set, never a mix, at {point}");
 
         // A restart cleans up and completes the deploy.

@@ -157,7 +157,10 @@ pub struct PassResult {
 /// otherwise go unseen ("racy" timestamps, as git calls them). Such a file is simply read
 /// and hashed again on the next pass.
 fn settled(st: FileStat) -> Option<FileStat> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i128;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as i128;
     (now - st.mtime_ns >= 2_000_000_000 && now - st.ctime_ns >= 2_000_000_000).then_some(st)
 }
 
@@ -169,7 +172,10 @@ struct Phases {
 
 impl Phases {
     fn start() -> Self {
-        Phases { last: std::time::Instant::now(), marks: Vec::new() }
+        Phases {
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
     }
 
     fn mark(&mut self, name: &'static str) {
@@ -589,7 +595,11 @@ impl Engine {
             }
             _ => {
                 let output = self.assemble(&files, start, finish, &contacts, &mut report);
-                self.last = Some(LastPass { fingerprint, output: output.clone(), report: report.clone() });
+                self.last = Some(LastPass {
+                    fingerprint,
+                    output: output.clone(),
+                    report: report.clone(),
+                });
                 output
             }
         };
@@ -628,7 +638,17 @@ impl Engine {
         unavailable.sort();
         // Contact names are the users file's keys, not serialised with the contacts.
         let names: Vec<&str> = contacts.iter().map(|c| c.name.as_str()).collect();
-        let rest = (start, finish, contacts, names, ids, unavailable, &self.broken_libraries, self.status_services, &self.base);
+        let rest = (
+            start,
+            finish,
+            contacts,
+            names,
+            ids,
+            unavailable,
+            &self.broken_libraries,
+            self.status_services,
+            &self.base,
+        );
         h.update(&serde_json::to_vec(&rest).unwrap_or_default());
         h.finalize()
     }
@@ -763,7 +783,12 @@ impl Engine {
                     ComponentRecord {
                         component: name.clone(),
                         translator: Some(slot.id.clone()),
-                        good: Some(Translated { fragments, rendered, registrations, warnings }),
+                        good: Some(Translated {
+                            fragments,
+                            rendered,
+                            registrations,
+                            warnings,
+                        }),
                         error: None,
                     }
                 }
@@ -1095,7 +1120,9 @@ impl Engine {
             if !groups.is_empty() {
                 host = host.contact_groups(groups.iter().copied());
             }
-            let text = shards.entry(machine_file(machine)).or_insert_with(|| String::from(HEADER));
+            let text = shards
+                .entry(machine_file(machine))
+                .or_insert_with(|| String::from(HEADER));
             text.push_str(&format!("# machine {machine}\n\n"));
             text.push_str(&host.object().render());
             for p in parts {

@@ -24,8 +24,11 @@ pub fn write_output(dir: &Path, output: &Output) -> io::Result<WriteStats> {
     use rayon::prelude::*;
     let mut stats = WriteStats::default();
     std::fs::create_dir_all(dir)?;
-    let parents: std::collections::BTreeSet<PathBuf> =
-        output.files.keys().filter_map(|rel| dir.join(rel).parent().map(Path::to_path_buf)).collect();
+    let parents: std::collections::BTreeSet<PathBuf> = output
+        .files
+        .keys()
+        .filter_map(|rel| dir.join(rel).parent().map(Path::to_path_buf))
+        .collect();
     for p in parents {
         std::fs::create_dir_all(p)?;
     }
@@ -78,7 +81,11 @@ pub struct OutputWriter {
 
 impl OutputWriter {
     pub fn new(dir: &Path) -> Self {
-        OutputWriter { dir: dir.to_path_buf(), written: std::collections::HashMap::new(), primed: false }
+        OutputWriter {
+            dir: dir.to_path_buf(),
+            written: std::collections::HashMap::new(),
+            primed: false,
+        }
     }
 
     /// Write `output`. The first call compares with what is on disk; later calls compare
@@ -104,7 +111,12 @@ impl OutputWriter {
             self.written.insert(rel.clone(), content.clone());
             stats.written += 1;
         }
-        let gone: Vec<PathBuf> = self.written.keys().filter(|k| !output.files.contains_key(*k)).cloned().collect();
+        let gone: Vec<PathBuf> = self
+            .written
+            .keys()
+            .filter(|k| !output.files.contains_key(*k))
+            .cloned()
+            .collect();
         for rel in gone {
             match std::fs::remove_file(self.dir.join(&rel)) {
                 Ok(()) => stats.removed += 1,

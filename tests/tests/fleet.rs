@@ -37,14 +37,22 @@ impl Translator for Counting {
 
 #[test]
 fn generated_fleet_is_realistic_and_reproducible() {
-    let spec = Spec { machines: 40, avg_kb: 30, seed: 7 };
+    let spec = Spec {
+        machines: 40,
+        avg_kb: 30,
+        seed: 7,
+    };
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let bytes = generate(&spec, a.path()).unwrap();
     generate(&spec, b.path()).unwrap();
     for f in find_profiles(a.path()).unwrap() {
         let name = f.file_name().unwrap();
-        assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(b.path().join(name)).unwrap(), "same seed, same bytes");
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            std::fs::read(b.path().join(name)).unwrap(),
+            "same seed, same bytes"
+        );
     }
     assert!(bytes > 40 * 30 * 1000 / 2, "about the requested size: {bytes}");
     let kdc = read_profile(&a.path().join("m000000.xml"), Select::All).unwrap();
@@ -53,7 +61,13 @@ fn generated_fleet_is_realistic_and_reproducible() {
     assert!(kdc.components().count() >= 38, "about 40 components");
     let web = read_profile(&a.path().join("m000012.xml"), Select::Monitoring).unwrap();
     assert_eq!(web.monitored, ["cosign", "apacheconf"]);
-    assert!(web.component("apacheconf").unwrap().lookup("vhosts.v0.vhost_aliases.a.vhost_alias").is_some(), "nested lists");
+    assert!(
+        web.component("apacheconf")
+            .unwrap()
+            .lookup("vhosts.v0.vhost_aliases.a.vhost_alias")
+            .is_some(),
+        "nested lists"
+    );
     let text = std::fs::read_to_string(a.path().join("m000003.xml")).unwrap();
     assert!(text.matches("<package ").count() >= 500, "500 to 2,000 packages");
     assert!(!text.contains("<node>"), "every resource has a derivation");
@@ -66,16 +80,29 @@ fn generated_fleet_is_realistic_and_reproducible() {
 
 #[test]
 fn one_change_parses_and_translates_exactly_one_machine() {
-    let spec = Spec { machines: 60, avg_kb: 20, seed: 11 };
+    let spec = Spec {
+        machines: 60,
+        avg_kb: 20,
+        seed: 11,
+    };
     let dir = tempfile::tempdir().unwrap();
     generate(&spec, dir.path()).unwrap();
     let files = find_profiles(dir.path()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let translators: Vec<Box<dyn Translator>> = fleet::translators()
         .into_iter()
-        .map(|inner| Box::new(Counting { inner, seen: seen.clone() }) as Box<dyn Translator>)
+        .map(|inner| {
+            Box::new(Counting {
+                inner,
+                seen: seen.clone(),
+            }) as Box<dyn Translator>
+        })
         .collect();
-    let mut engine = Engine::new(translators, Box::new(TomlUsers::new(samples().join("users.toml"))), BaseConfig::default());
+    let mut engine = Engine::new(
+        translators,
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    );
     let cold = engine.run_pass(&files).unwrap();
     assert!(cold.report.errors.is_empty(), "{:#?}", cold.report.errors);
     assert_eq!(cold.report.parsed, 60);

@@ -202,7 +202,11 @@ fn unknown_components_contexts_nested_lists_gzip_and_doctype_compile() {
             .unwrap()
             .contains("check_kdc!DT.ORG")
     );
-    assert!(std::fs::read_to_string(out.path().join(machine_file("zipped.example.org"))).unwrap().contains("host_name                       zipped.example.org"));
+    assert!(
+        std::fs::read_to_string(out.path().join(machine_file("zipped.example.org")))
+            .unwrap()
+            .contains("host_name                       zipped.example.org")
+    );
     assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok);
 }
 

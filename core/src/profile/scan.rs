@@ -474,7 +474,10 @@ fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
     open.extend_from_slice(name);
     let nested = with_finder(&open, |f| {
         f.find_iter(region).any(|i| {
-            matches!(region.get(i + open.len()), None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n'))
+            matches!(
+                region.get(i + open.len()),
+                None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')
+            )
         })
     });
     if nested {

@@ -102,7 +102,11 @@ pub fn floor(files: &[PathBuf]) -> (Duration, u64) {
 
 /// Run every scenario for a fleet of `machines` under `work`.
 pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: usize) -> std::io::Result<Row> {
-    let spec = Spec { machines, avg_kb, seed: 2026 };
+    let spec = Spec {
+        machines,
+        avg_kb,
+        seed: 2026,
+    };
     let dir = work.join(format!("fleet-{machines}"));
     let marker = dir.join(".generated");
     if !marker.exists() {
@@ -113,7 +117,11 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     }
     // Start from the generated content (earlier runs touched some files).
     for f in touch_list(&dir) {
-        let i: usize = f.file_stem().and_then(|s| s.to_str()).and_then(|s| s[1..].parse().ok()).unwrap_or(0);
+        let i: usize = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s[1..].parse().ok())
+            .unwrap_or(0);
         std::fs::write(&f, crate::generate::profile(&spec, i, 0))?;
     }
     let files = find_profiles(&dir)?;
@@ -125,7 +133,11 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
 
     let out = work.join(format!("out-{machines}"));
     let _ = std::fs::remove_dir_all(&out);
-    let mut engine = Engine::new(crate::translators(), Box::new(TomlUsers::new(users)), BaseConfig::default());
+    let mut engine = Engine::new(
+        crate::translators(),
+        Box::new(TomlUsers::new(users)),
+        BaseConfig::default(),
+    );
     let mut writer = OutputWriter::new(&out);
     let mut services = 0;
     let mut pass = |engine: &mut Engine, writer: &mut OutputWriter| {
@@ -143,7 +155,13 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let mut changed100 = touch(&spec, &dir, 100, 2)?;
     let hundred_change = measure(|| pass(&mut engine, &mut writer));
     changed100.extend(changed);
-    std::fs::write(dir.join(".touched"), changed100.iter().map(|p| p.display().to_string() + "\n").collect::<String>())?;
+    std::fs::write(
+        dir.join(".touched"),
+        changed100
+            .iter()
+            .map(|p| p.display().to_string() + "\n")
+            .collect::<String>(),
+    )?;
 
     let t0 = Instant::now();
     let check = monitor_core::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;

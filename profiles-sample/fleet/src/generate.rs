@@ -14,9 +14,42 @@ use rayon::prelude::*;
 
 /// Unmonitored components every machine carries (real LCFG component names).
 const OTHER: [&str; 36] = [
-    "auth", "boot", "client", "cron", "dns", "file", "fstab", "grub", "hardware", "inv", "iptables", "kernel", "ldap",
-    "logrotate", "mailng", "network", "nfs", "ntp", "openssh", "pam", "postgresql", "rpmcache", "sysinfo", "syslog",
-    "systemd", "tmpdir", "updaterpms", "sudo", "snmp", "smartd", "sysctl", "udev", "usermgmt", "x509", "yum", "xinetd",
+    "auth",
+    "boot",
+    "client",
+    "cron",
+    "dns",
+    "file",
+    "fstab",
+    "grub",
+    "hardware",
+    "inv",
+    "iptables",
+    "kernel",
+    "ldap",
+    "logrotate",
+    "mailng",
+    "network",
+    "nfs",
+    "ntp",
+    "openssh",
+    "pam",
+    "postgresql",
+    "rpmcache",
+    "sysinfo",
+    "syslog",
+    "systemd",
+    "tmpdir",
+    "updaterpms",
+    "sudo",
+    "snmp",
+    "smartd",
+    "sysctl",
+    "udev",
+    "usermgmt",
+    "x509",
+    "yum",
+    "xinetd",
 ];
 
 /// How the fleet is shaped.
@@ -40,9 +73,14 @@ fn role(i: usize) -> Role {
     // Blocks of 20 machines: 8 KDCs of one realm, 4 jabber, 4 web (two replica pairs), 4 plain.
     let block = i / 20;
     match i % 20 {
-        k @ 0..=7 => Role::Kdc { realm: block, master: k == 0 },
+        k @ 0..=7 => Role::Kdc {
+            realm: block,
+            master: k == 0,
+        },
         8..=11 => Role::Jabber { realm: block },
-        k @ 12..=15 => Role::Web { pair: block * 2 + (k - 12) / 2 },
+        k @ 12..=15 => Role::Web {
+            pair: block * 2 + (k - 12) / 2,
+        },
         _ => Role::Plain { realm: block },
     }
 }
@@ -76,7 +114,10 @@ impl Writer {
 /// One machine's profile. `generation` changes a real resource value (for `touch`).
 pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
     let mut rng = fastrand::Rng::with_seed(spec.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut w = Writer { s: String::with_capacity(spec.avg_kb * 1024 + 4096), line: 0 };
+    let mut w = Writer {
+        s: String::with_capacity(spec.avg_kb * 1024 + 4096),
+        line: 0,
+    };
     let role = role(i);
     let monitored: Vec<&str> = match role {
         Role::Kdc { .. } => vec!["kerberos"],
@@ -85,7 +126,11 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
         Role::Plain { .. } => vec![],
     };
     w.s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<profile xmlns=\"http://www.lcfg.org/namespace/profile-1.0\" xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n <lcfg>\n");
-    let _ = writeln!(w.s, "  <published_by>lcfgsrv1.example.org</published_by>\n  <published_at>{}</published_at>\n  <server_version>4.1.3</server_version>", 1_741_600_000 + generation);
+    let _ = writeln!(
+        w.s,
+        "  <published_by>lcfgsrv1.example.org</published_by>\n  <published_at>{}</published_at>\n  <server_version>4.1.3</server_version>",
+        1_741_600_000 + generation
+    );
     w.s.push_str("  <components>\n   <profile>\n");
     w.res("node", &node(i), "source/node");
     w.res("domain", "example.org", "include/site/example.h");
@@ -102,12 +147,15 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
             let value = format!("value-{k}-{r}-{}", rng.u32(..100_000));
             w.res(&format!("setting{r}"), &value, &file);
         }
-        w.res("loglevel", if generation % 2 == 0 { "info" } else { "notice" }, &file);
+        w.res("loglevel", if generation.is_multiple_of(2) { "info" } else { "notice" }, &file);
         if k % 4 == 0 {
             // A tag list with records.
             let tags: Vec<String> = (0..rng.usize(2..4)).map(|t| format!("t{t}")).collect();
             let d = w.drv(&file);
-            let _ = writeln!(w.s, "    <entries cfg:template=\"entry_name_$ entry_value_$\" cfg:derivation=\"{d}\">");
+            let _ = writeln!(
+                w.s,
+                "    <entries cfg:template=\"entry_name_$ entry_value_$\" cfg:derivation=\"{d}\">"
+            );
             for t in &tags {
                 let _ = writeln!(w.s, "     <entries_RECORD cfg:name=\"{t}\">");
                 w.res("entry_name", &format!("{comp}-{t}"), &file);
@@ -119,12 +167,18 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
         if k % 9 == 0 {
             // A nested list.
             let d = w.drv(&file);
-            let _ = writeln!(w.s, "    <groups cfg:template=\"group_name_$ members_$\" cfg:derivation=\"{d}\">");
+            let _ = writeln!(
+                w.s,
+                "    <groups cfg:template=\"group_name_$ members_$\" cfg:derivation=\"{d}\">"
+            );
             for g in 0..2 {
                 let _ = writeln!(w.s, "     <groups_RECORD cfg:name=\"g{g}\">");
                 w.res("group_name", &format!("group{g}"), &file);
                 let d = w.drv(&file);
-                let _ = writeln!(w.s, "      <members cfg:template=\"member_$_$\" cfg:derivation=\"{d}\">");
+                let _ = writeln!(
+                    w.s,
+                    "      <members cfg:template=\"member_$_$\" cfg:derivation=\"{d}\">"
+                );
                 for m in 0..3 {
                     let _ = writeln!(w.s, "       <members_RECORD cfg:name=\"u{m}\">");
                     w.res("member", &format!("user{m}"), &file);
@@ -149,26 +203,48 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
             w.s.push_str("   </jabberd>\n");
         }
         Role::Web { pair } => {
-            let partner = if i % 2 == 0 { i + 1 } else { i - 1 };
+            let partner = if i.is_multiple_of(2) { i + 1 } else { i - 1 };
             w.s.push_str("   <cosign>\n");
             w.res("type", "server", "include/site/weblogin.h");
             w.res("port", "6663", "defaults/cosign-2.def");
-            w.res("loginurl", &format!("https://weblogin{pair}.example.org/cosign-bin/cosign.cgi?cosign-cs&amp;x"), "include/site/weblogin.h");
+            w.res(
+                "loginurl",
+                &format!("https://weblogin{pair}.example.org/cosign-bin/cosign.cgi?cosign-cs&amp;x"),
+                "include/site/weblogin.h",
+            );
             let d = w.drv("include/site/weblogin.h");
-            let _ = writeln!(w.s, "    <replicas cfg:template=\"replica_host_$\" cfg:derivation=\"{d}\">\n     <replicas_RECORD cfg:name=\"{}\">", node(partner));
-            w.res("replica_host", &format!("{}.example.org", node(partner)), "include/site/weblogin.h");
+            let _ = writeln!(
+                w.s,
+                "    <replicas cfg:template=\"replica_host_$\" cfg:derivation=\"{d}\">\n     <replicas_RECORD cfg:name=\"{}\">",
+                node(partner)
+            );
+            w.res(
+                "replica_host",
+                &format!("{}.example.org", node(partner)),
+                "include/site/weblogin.h",
+            );
             w.s.push_str("     </replicas_RECORD>\n    </replicas>\n");
             w.res("nagios_groups", "weblogin", "include/site/weblogin.h");
             w.s.push_str("   </cosign>\n   <apacheconf>\n");
             let d = w.drv("include/site/web.h");
-            let _ = writeln!(w.s, "    <vhosts cfg:template=\"vhost_name_$ vhost_port_$ vhost_ssl_$ vhost_aliases_$\" cfg:derivation=\"{d}\">");
+            let _ = writeln!(
+                w.s,
+                "    <vhosts cfg:template=\"vhost_name_$ vhost_port_$ vhost_ssl_$ vhost_aliases_$\" cfg:derivation=\"{d}\">"
+            );
             for v in 0..rng.usize(1..5) {
                 let _ = writeln!(w.s, "     <vhosts_RECORD cfg:name=\"v{v}\">");
-                w.res("vhost_name", &format!("site{v}.{}.example.org", node(i)), "include/site/web.h");
+                w.res(
+                    "vhost_name",
+                    &format!("site{v}.{}.example.org", node(i)),
+                    "include/site/web.h",
+                );
                 w.res("vhost_port", "443", "include/site/web.h");
                 w.res("vhost_ssl", "yes", "include/site/web.h");
                 let d = w.drv("include/site/web.h");
-                let _ = writeln!(w.s, "      <vhost_aliases cfg:template=\"vhost_alias_$_$\" cfg:derivation=\"{d}\">\n       <vhost_aliases_RECORD cfg:name=\"a\">");
+                let _ = writeln!(
+                    w.s,
+                    "      <vhost_aliases cfg:template=\"vhost_alias_$_$\" cfg:derivation=\"{d}\">\n       <vhost_aliases_RECORD cfg:name=\"a\">"
+                );
                 w.res("vhost_alias", &format!("alias{v}.example.org"), "include/site/web.h");
                 w.s.push_str("       </vhost_aliases_RECORD>\n      </vhost_aliases>\n     </vhosts_RECORD>\n");
             }
@@ -206,7 +282,11 @@ fn kerberos(w: &mut Writer, realm: usize, kind: &str, generation: u64) {
     w.s.push_str("   <kerberos>\n");
     w.res("type", kind, "include/site/kdc.h");
     w.res("realm", &format!("REALM{realm}.EXAMPLE.ORG"), "defaults/kerberos-3.def");
-    w.res("loglevel", if generation % 2 == 0 { "info" } else { "debug" }, "defaults/kerberos-3.def");
+    w.res(
+        "loglevel",
+        if generation.is_multiple_of(2) { "info" } else { "debug" },
+        "defaults/kerberos-3.def",
+    );
     w.res("nagios_groups", "kdc infrastructure", "include/site/kdc.h");
     w.s.push_str("   </kerberos>\n");
 }

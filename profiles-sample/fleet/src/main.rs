@@ -67,21 +67,43 @@ enum Cmd {
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let result = match args.cmd {
-        Cmd::Generate { machines, out, avg_kb, seed } => {
-            generate::generate(&generate::Spec { machines, avg_kb, seed }, &out).map(|bytes| {
-                eprintln!("wrote {machines} profiles, {:.1} MB, to {}", bytes as f64 / 1e6, out.display());
-            })
-        }
-        Cmd::Touch { machines, dir, count, round, avg_kb, seed } => {
-            generate::touch(&generate::Spec { machines, avg_kb, seed }, &dir, count, round).map(|changed| {
-                for c in changed {
-                    println!("{}", c.display());
-                }
-            })
-        }
-        Cmd::Bench { machines, work, users, nagios_bin, avg_kb, json } => (|| {
+        Cmd::Generate {
+            machines,
+            out,
+            avg_kb,
+            seed,
+        } => generate::generate(&generate::Spec { machines, avg_kb, seed }, &out).map(|bytes| {
+            eprintln!(
+                "wrote {machines} profiles, {:.1} MB, to {}",
+                bytes as f64 / 1e6,
+                out.display()
+            );
+        }),
+        Cmd::Touch {
+            machines,
+            dir,
+            count,
+            round,
+            avg_kb,
+            seed,
+        } => generate::touch(&generate::Spec { machines, avg_kb, seed }, &dir, count, round).map(|changed| {
+            for c in changed {
+                println!("{}", c.display());
+            }
+        }),
+        Cmd::Bench {
+            machines,
+            work,
+            users,
+            nagios_bin,
+            avg_kb,
+            json,
+        } => (|| {
             let mut rows = Vec::new();
             for n in machines {
                 let row = bench::run(n, &work, &users, &nagios_bin, avg_kb)?;
