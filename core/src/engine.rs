@@ -861,32 +861,8 @@ impl Engine {
         if let Err(e) = defs.define(&base, "the base definitions") {
             report.errors.push(Problem::new(e));
         }
-        let mut start_ok = Vec::new();
-        for (comp, b) in start {
-            match b
-                .check()
-                .map_err(|e| e.to_string())
-                .and_then(|_| defs.define(&b, &format!("{comp} start_pass")))
-            {
-                Ok(()) => start_ok.push((comp, b)),
-                Err(e) => report
-                    .errors
-                    .push(Problem::new(format!("start_pass output rejected: {e}")).component(&comp)),
-            }
-        }
-        let mut finish_ok = Vec::new();
-        for (comp, b) in finish {
-            match b
-                .check()
-                .map_err(|e| e.to_string())
-                .and_then(|_| defs.define(&b, &format!("{comp} finish_pass")))
-            {
-                Ok(()) => finish_ok.push((comp, b)),
-                Err(e) => report
-                    .errors
-                    .push(Problem::new(format!("finish_pass output rejected: {e}")).component(&comp)),
-            }
-        }
+        let start_ok = accept_pass_output(&mut defs, start, "start_pass", report);
+        let finish_ok = accept_pass_output(&mut defs, finish, "finish_pass", report);
 
         phase.mark("machines");
         // Per machine: which components' fragments survive our checks.
@@ -1221,6 +1197,30 @@ impl Engine {
         }
         svc.into_object()
     }
+}
+
+/// Check and define translators' `start_pass` or `finish_pass` output; a bundle that fails
+/// is left out with an error for its translator.
+fn accept_pass_output(
+    defs: &mut Definitions,
+    outputs: Vec<(String, Bundle)>,
+    call: &str,
+    report: &mut PassReport,
+) -> Vec<(String, Bundle)> {
+    let mut ok = Vec::new();
+    for (comp, b) in outputs {
+        match b
+            .check()
+            .map_err(|e| e.to_string())
+            .and_then(|_| defs.define(&b, &format!("{comp} {call}")))
+        {
+            Ok(()) => ok.push((comp, b)),
+            Err(e) => report
+                .errors
+                .push(Problem::new(format!("{call} output rejected: {e}")).component(&comp)),
+        }
+    }
+    ok
 }
 
 /// One (machine, component)'s kept output during assembly.

@@ -147,7 +147,11 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
             let value = format!("value-{k}-{r}-{}", rng.u32(..100_000));
             w.res(&format!("setting{r}"), &value, &file);
         }
-        w.res("loglevel", if generation.is_multiple_of(2) { "info" } else { "notice" }, &file);
+        w.res(
+            "loglevel",
+            if generation.is_multiple_of(2) { "info" } else { "notice" },
+            &file,
+        );
         if k % 4 == 0 {
             // A tag list with records.
             let tags: Vec<String> = (0..rng.usize(2..4)).map(|t| format!("t{t}")).collect();
