@@ -495,6 +495,33 @@ mod tests {
     }
 
     #[test]
+    fn reload_methods_really_act() {
+        // signal: SIGHUP to the pid in the lock file ends a process that does not catch it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let lock = dir.path().join("nagios.lock");
+        std::fs::write(&lock, format!("{}\n", child.id())).unwrap();
+        reload(&Reload::Signal { lock_file: lock.clone() }).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(1), "killed by SIGHUP");
+        std::fs::write(&lock, "not a pid").unwrap();
+        assert!(reload(&Reload::Signal { lock_file: lock }).unwrap_err().contains("no pid"));
+        // command: its exit status decides.
+        let marker = dir.path().join("reloaded");
+        let argv = vec!["touch".to_string(), marker.display().to_string()];
+        reload(&Reload::Command { argv }).unwrap();
+        assert!(marker.exists());
+        assert!(reload(&Reload::Command { argv: vec!["false".into()] }).unwrap_err().contains("exited with"));
+        // command file: a line per command; no reader (not a FIFO here) is fine for a file.
+        let cmd = dir.path().join("nagios.cmd");
+        std::fs::write(&cmd, "").unwrap();
+        reload(&Reload::CommandFile { path: cmd.clone() }).unwrap();
+        let text = std::fs::read_to_string(&cmd).unwrap();
+        assert!(text.starts_with('[') && text.ends_with("] RESTART_PROGRAM\n"), "{text:?}");
+        assert!(reload(&Reload::CommandFile { path: dir.path().join("missing.cmd") }).unwrap_err().contains("is Nagios running?"));
+    }
+
+    #[test]
     fn verify_config_points_the_live_dir_at_staging() {
         let main = "# site\ncfg_file=objects/commands.cfg\ncfg_dir=/etc/nagios4/generated\nresource_file=resource.cfg\nlog_file=/var/log/n.log\n";
         let out = verify_config(
