@@ -183,7 +183,8 @@ pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployErr
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    write_synced(&staging, output)?;
+    let previous_dir = previous.as_ref().map(|p| sets.join(p)).filter(|d| d.is_dir());
+    write_synced(&staging, output, previous_dir.as_deref())?;
     pause_point(cfg, "staged");
 
     let check = validate_staging(cfg, &staging)?;
@@ -236,11 +237,20 @@ pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployErr
     })
 }
 
-fn write_synced(dir: &Path, output: &Output) -> Result<(), DeployError> {
+/// Write `output` into `dir` and sync it. A file identical to the one in the previous set
+/// is hard-linked instead (a set's files are never changed in place), so a change to a
+/// few machines writes and syncs only their shards.
+fn write_synced(dir: &Path, output: &Output, previous: Option<&Path>) -> Result<(), DeployError> {
     for (rel, text) in &output.files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        if let Some(prev) = previous.map(|p| p.join(rel))
+            && std::fs::read(&prev).is_ok_and(|old| old == text.as_bytes())
+            && std::fs::hard_link(&prev, &path).is_ok()
+        {
+            continue;
         }
         let mut f = std::fs::File::create(&path).map_err(io(&path))?;
         f.write_all(text.as_bytes()).map_err(io(&path))?;
@@ -501,24 +511,50 @@ mod tests {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let lock = dir.path().join("nagios.lock");
         std::fs::write(&lock, format!("{}\n", child.id())).unwrap();
-        reload(&Reload::Signal { lock_file: lock.clone() }).unwrap();
+        reload(&Reload::Signal {
+            lock_file: lock.clone(),
+        })
+        .unwrap();
         let status = child.wait().unwrap();
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(1), "killed by SIGHUP");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(1),
+            "killed by SIGHUP"
+        );
         std::fs::write(&lock, "not a pid").unwrap();
-        assert!(reload(&Reload::Signal { lock_file: lock }).unwrap_err().contains("no pid"));
+        assert!(
+            reload(&Reload::Signal { lock_file: lock })
+                .unwrap_err()
+                .contains("no pid")
+        );
         // command: its exit status decides.
         let marker = dir.path().join("reloaded");
         let argv = vec!["touch".to_string(), marker.display().to_string()];
         reload(&Reload::Command { argv }).unwrap();
         assert!(marker.exists());
-        assert!(reload(&Reload::Command { argv: vec!["false".into()] }).unwrap_err().contains("exited with"));
+        assert!(
+            reload(&Reload::Command {
+                argv: vec!["false".into()]
+            })
+            .unwrap_err()
+            .contains("exited with")
+        );
         // command file: a line per command; no reader (not a FIFO here) is fine for a file.
         let cmd = dir.path().join("nagios.cmd");
         std::fs::write(&cmd, "").unwrap();
         reload(&Reload::CommandFile { path: cmd.clone() }).unwrap();
         let text = std::fs::read_to_string(&cmd).unwrap();
-        assert!(text.starts_with('[') && text.ends_with("] RESTART_PROGRAM\n"), "{text:?}");
-        assert!(reload(&Reload::CommandFile { path: dir.path().join("missing.cmd") }).unwrap_err().contains("is Nagios running?"));
+        assert!(
+            text.starts_with('[') && text.ends_with("] RESTART_PROGRAM\n"),
+            "{text:?}"
+        );
+        assert!(
+            reload(&Reload::CommandFile {
+                path: dir.path().join("missing.cmd")
+            })
+            .unwrap_err()
+            .contains("is Nagios running?")
+        );
     }
 
     #[test]
