@@ -230,6 +230,13 @@ fn daemon_deploys_reports_and_keeps_last_good_config() {
     site.wait("the new service in status.dat", || {
         site.service("ok1.example.org", "Flaky v1").is_some()
     });
+    let second_set = site.live_target();
+    assert_ne!(second_set, first_set);
+    assert_eq!(
+        base_inode(&second_set),
+        base_inode(&first_set),
+        "unchanged files are hard-linked between sets"
+    );
 
     // 3. A broken profile keeps its last good services, goes CRITICAL with the error, and
     //    turns OK when fixed.
