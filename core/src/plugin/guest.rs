@@ -245,10 +245,10 @@ pub unsafe fn call(instance: &Instance, entry: Entry, input: *const u8, len: usi
     if out.is_null() || (input.is_null() && len > 0) {
         return status::ERROR;
     }
-    // SAFETY: the host guarantees `input` is valid for `len` bytes during this call.
     let bytes = if len == 0 {
         &[][..]
     } else {
+        // SAFETY: the host guarantees `input` is valid for `len` bytes during this call.
         unsafe { std::slice::from_raw_parts(input, len) }
     };
     let result = match catch_unwind(AssertUnwindSafe(|| dispatch(instance, entry, bytes))) {

@@ -20,10 +20,11 @@
 //!
 //! It deliberately does not monitor server-to-server federation (`s2s_*`), does not log
 //! in or check the `admins` accounts, does not read the certificate files themselves
-//! (they are on the monitored machine, not the monitoring server), and does not add
-//! escalations (the Perl translator's `constructEscalation`).
+//! (they are on the monitored machine, not the monitoring server). Escalations come from
+//! the component's `nagios_escalations`, for each service, as the Perl translator's
+//! `constructEscalation` did.
 
-use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts};
+use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts, merge_escalation};
 use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
 use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
@@ -120,21 +121,23 @@ impl Translator for Jabberd {
         };
         let groups = handle_contacts(component, ctx)?;
 
-        let mut bundle = Bundle::new().with(
+        let mut bundle = merge_escalation(
             Service::new(DEFAULT_SERVICE)
                 .host_name(machine)
                 .service_description("Jabber")
                 .check_command(CheckCommand::new(CHECK_JABBER).arg(c2s_port.to_string()))
                 .contact_groups(groups.iter().cloned()),
-        );
+            component,
+        )?;
         if let Some(check) = ssl_check {
-            bundle.push(
+            bundle.extend(merge_escalation(
                 Service::new(DEFAULT_SERVICE)
                     .host_name(machine)
                     .service_description("Jabber SSL")
                     .check_command(check)
                     .contact_groups(groups),
-            );
+                component,
+            )?);
         }
         Ok(bundle)
     }

@@ -201,3 +201,33 @@ fn start_pass_command_lines() {
         assert!(only_known_macros(line), "{line}");
     }
 }
+
+#[test]
+fn escalations_follow_each_service() {
+    let xml = r#"<?xml version="1.0"?><profile xmlns:cfg="http://www.lcfg.org/namespace/profile-1.0"><lcfg><components><profile><node>h1</node><domain>example.org</domain></profile><jabberd><c2s_pemfile>/p.pem</c2s_pemfile><nagios_groups>jabber</nagios_groups><nagios_escalations cfg:template="escalation_first_$ escalation_groups_$ escalation_services_$"><nagios_escalations_RECORD cfg:name="ssl"><escalation_first>2</escalation_first><escalation_groups>oncall</escalation_groups><escalation_services>Jabber SSL</escalation_services></nagios_escalations_RECORD></nagios_escalations></jabberd><nagios_client><components>jabberd</components></nagios_client></components></lcfg></profile>"#;
+    let profile = monitor_core::profile::parse_profile(
+        std::path::Path::new("t.xml"),
+        xml.as_bytes(),
+        monitor_core::profile::Select::Monitoring,
+    )
+    .unwrap();
+    let mut ctx = monitor_core::translator::Context::new("h1.example.org", "jabberd");
+    let bundle = translator_jabberd::Jabberd
+        .translate("h1.example.org", profile.component("jabberd").unwrap(), &mut ctx)
+        .unwrap();
+    let kinds: Vec<(monitor_core::nagios::ObjectKind, Option<&str>)> = bundle
+        .objects()
+        .iter()
+        .map(|o| (o.kind, o.get_str("service_description")))
+        .collect();
+    use monitor_core::nagios::ObjectKind::*;
+    assert_eq!(
+        kinds,
+        [
+            (Service, Some("Jabber")),
+            (Service, Some("Jabber SSL")),
+            (ServiceEscalation, Some("Jabber SSL"))
+        ]
+    );
+    bundle.check().unwrap();
+}
