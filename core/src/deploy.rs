@@ -508,7 +508,16 @@ mod tests {
     fn reload_methods_really_act() {
         // signal: SIGHUP to the pid in the lock file ends a process that does not catch it.
         let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        // `env --default-signal` resets SIGHUP, which the test runner may have ignored (nohup).
+        let mut child = std::process::Command::new("env")
+            .args(["--default-signal=HUP", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        // Signal only once `env` has reset the disposition and become `sleep`.
+        let comm = format!("/proc/{}/comm", child.id());
+        while std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() != "sleep") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let lock = dir.path().join("nagios.lock");
         std::fs::write(&lock, format!("{}\n", child.id())).unwrap();
         reload(&Reload::Signal {
