@@ -25,14 +25,9 @@ pub struct Status {
     /// Unix time the pass started.
     pub started_at: u64,
     pub duration_ms: u64,
-    pub files: usize,
-    pub machines: usize,
-    pub services: usize,
-    pub parsed: usize,
-    pub translated: usize,
-    pub cache_hits: usize,
-    pub errors: Vec<String>,
-    pub warnings: usize,
+    /// The pass's report: machines, services, parsed, cache hits, errors, warnings, ...
+    #[serde(flatten)]
+    pub report: PassReport,
     /// Profiles that do not parse but are still within the grace period.
     pub pending_profiles: Vec<PathBuf>,
     pub deploy: serde_json::Value,
@@ -245,7 +240,14 @@ impl Daemon {
         {
             tracing::warn!(error = %e, "cannot submit results to Nagios");
         }
-        let status = status_of(&result.report, started_at, started.elapsed(), pending, deploy_json);
+        let status = Status {
+            pid: std::process::id(),
+            started_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            report: result.report,
+            pending_profiles: pending,
+            deploy: deploy_json,
+        };
         write_status(&self.settings.state_dir, &status);
         retry
     }
@@ -272,30 +274,6 @@ fn deploy_config(s: &Settings) -> DeployConfig {
         nagios_config: s.nagios_config.clone(),
         reload: s.reload_method(),
         keep_rejected: s.keep_rejected,
-    }
-}
-
-fn status_of(
-    r: &PassReport,
-    started_at: u64,
-    took: Duration,
-    pending_profiles: Vec<PathBuf>,
-    deploy: serde_json::Value,
-) -> Status {
-    Status {
-        pid: std::process::id(),
-        started_at,
-        duration_ms: took.as_millis() as u64,
-        files: r.files,
-        machines: r.machines,
-        services: r.services,
-        parsed: r.parsed,
-        translated: r.translated,
-        cache_hits: r.cache_hits,
-        errors: r.errors.iter().map(|e| e.to_string()).collect(),
-        warnings: r.warnings.len(),
-        pending_profiles,
-        deploy,
     }
 }
 

@@ -99,6 +99,26 @@ impl FileStat {
             dev: m.dev(),
         }
     }
+
+    /// The stat of `path`, if it can be trusted for the change test.
+    pub fn of_path(path: &std::path::Path) -> Option<FileStat> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| FileStat::of(&m))
+            .and_then(FileStat::settled)
+    }
+
+    /// A stat is trusted for the cheap change test only once the file's mtime and ctime
+    /// are a little in the past: a rewrite of the same size within one timestamp tick of
+    /// the last read would otherwise go unseen ("racy" timestamps, as git calls them).
+    /// Such a file is simply read and hashed again next time.
+    pub fn settled(self) -> Option<FileStat> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as i128;
+        (now - self.mtime_ns >= 2_000_000_000 && now - self.ctime_ns >= 2_000_000_000).then_some(self)
+    }
 }
 
 /// A translator's last good `start_pass` and `finish_pass` output, used while the

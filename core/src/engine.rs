@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::base::{BaseConfig, base_definitions};
@@ -40,7 +40,7 @@ pub enum EngineError {
 }
 
 /// One problem, attributed as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -97,7 +97,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// What a pass did, for the summary and for `--format json`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PassReport {
     /// Profile files seen.
     pub files: usize,
@@ -150,18 +150,6 @@ pub struct PassResult {
     pub outcomes: Vec<Outcome>,
     /// Profile files whose cache entry changed or went away in this pass.
     pub changed_files: Vec<PathBuf>,
-}
-
-/// A stat is trusted for the cheap change test only once the file's mtime is a little in
-/// the past: a rewrite of the same size within one timestamp tick of the last read would
-/// otherwise go unseen ("racy" timestamps, as git calls them). Such a file is simply read
-/// and hashed again on the next pass.
-fn settled(st: FileStat) -> Option<FileStat> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos() as i128;
-    (now - st.mtime_ns >= 2_000_000_000 && now - st.ctime_ns >= 2_000_000_000).then_some(st)
 }
 
 /// Debug timings of the assembly's phases (`RUST_LOG=monitor_core=debug`).
@@ -222,6 +210,21 @@ struct Slot {
     failures: u32,
     /// Set after [`MAX_FAILURES`] such passes: the translator is no longer called.
     broken: Option<String>,
+}
+
+impl Slot {
+    /// Count a failing `start_pass` or `finish_pass`; after [`MAX_FAILURES`] in a row the
+    /// translator is marked broken. Returns the reason to report.
+    fn failed(&mut self, reason: String) -> String {
+        self.failures += 1;
+        if self.failures < MAX_FAILURES {
+            return reason;
+        }
+        let reason = format!("broken after {} failing passes: {reason}", self.failures);
+        tracing::error!(translator = %self.id, "{reason}");
+        self.broken = Some(reason.clone());
+        reason
+    }
 }
 
 /// A translator whose `start_pass` or `finish_pass` fails this many passes in a row is
@@ -297,12 +300,13 @@ impl Engine {
                 tracing::info!(component = %slot.id.component, old = %self.slots[i].id, new = %slot.id, "translator replaced");
                 self.slots[i] = slot;
             }
-            None => {
-                self.by_component.insert(slot.id.component.clone(), self.slots.len());
-                self.slots.push(slot);
-            }
+            None => self.slots.push(slot),
         }
-        // Keep start/finish order stable: sorted by component.
+        self.reindex();
+    }
+
+    /// Keep the slots sorted by component (the start/finish order) and the index in step.
+    fn reindex(&mut self) {
         self.slots.sort_by(|a, b| a.id.component.cmp(&b.id.component));
         self.by_component = self
             .slots
@@ -332,14 +336,6 @@ impl Engine {
         self.cache = cache;
     }
 
-    /// Total profiles parsed and `translate` calls since the engine was made.
-    pub fn counters(&self) -> (usize, usize) {
-        (
-            self.parsed.load(Ordering::Relaxed),
-            self.translated.load(Ordering::Relaxed),
-        )
-    }
-
     /// Add a passive `monitoring: <component>` service for every monitored machine and
     /// component, notifying the component's contact groups, so that the daemon can report
     /// each one's compile result through Nagios.
@@ -351,12 +347,7 @@ impl Engine {
     /// machines keep their last good configuration, with an error, until one returns.
     pub fn remove_translator(&mut self, component: &str) {
         self.slots.retain(|s| s.id.component != component);
-        self.by_component = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.component.clone(), i))
-            .collect();
+        self.reindex();
     }
 
     /// Install a plugin translator. A plugin replaces a built-in translator of the same
@@ -445,16 +436,7 @@ impl Engine {
                         start.push((comp, b));
                         continue;
                     }
-                    Err(e) => {
-                        slot.failures += 1;
-                        let mut reason = format!("start_pass failed: {e}");
-                        if slot.failures >= MAX_FAILURES {
-                            reason = format!("broken after {} failing passes: {reason}", slot.failures);
-                            tracing::error!(translator = %slot.id, "{reason}");
-                            slot.broken = Some(reason.clone());
-                        }
-                        reason
-                    }
+                    Err(e) => slot.failed(format!("start_pass failed: {e}")),
                 },
             };
             self.unavailable.insert(comp, reason);
@@ -565,12 +547,7 @@ impl Engine {
                     finish.push((comp, b));
                 }
                 Err(e) => {
-                    slot.failures += 1;
-                    if slot.failures >= MAX_FAILURES {
-                        let reason = format!("broken after {} failing passes: finish_pass failed: {e}", slot.failures);
-                        tracing::error!(translator = %slot.id, "{reason}");
-                        slot.broken = Some(reason);
-                    }
+                    slot.failed(format!("finish_pass failed: {e}"));
                     report
                         .errors
                         .push(Problem::new(format!("finish_pass failed: {e}")).component(&comp));
@@ -692,7 +669,7 @@ impl Engine {
     /// Read one file; `None` when the cache entry can be reused as it is.
     fn process_file(&self, file: &Path) -> Processed {
         let previous = self.cache.get(file);
-        let stat = std::fs::metadata(file).ok().map(|m| FileStat::of(&m)).and_then(settled);
+        let stat = FileStat::of_path(file);
         // The cheap change test: same size, times and inode as when last read.
         if let (Some(p), Some(st)) = (previous, stat)
             && p.stat == Some(st)

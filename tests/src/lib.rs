@@ -27,14 +27,9 @@ pub fn nagios_bin() -> PathBuf {
     bin
 }
 
-/// The built-in translators.
+/// The built-in translators (the fleet tool's list, which the benchmark uses too).
 pub fn translators() -> Vec<Box<dyn Translator>> {
-    vec![
-        Box::new(translator_kerberos::Kerberos),
-        Box::new(translator_jabberd::Jabberd),
-        Box::new(translator_cosign::Cosign),
-        Box::new(translator_apacheconf::Apacheconf),
-    ]
+    fleet::translators()
 }
 
 /// An engine over the built-in translators and the sample users.

@@ -104,10 +104,19 @@ fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format)
             );
             println!(
                 "machines: {}, services: {}, files: {} ({} parsed, {} translate calls, {} from cache)",
-                s.machines, s.services, s.files, s.parsed, s.translated, s.cache_hits
+                s.report.machines,
+                s.report.services,
+                s.report.files,
+                s.report.parsed,
+                s.report.translated,
+                s.report.cache_hits
             );
-            println!("errors: {}, warnings: {}", s.errors.len(), s.warnings);
-            for e in &s.errors {
+            println!(
+                "errors: {}, warnings: {}",
+                s.report.errors.len(),
+                s.report.warnings.len()
+            );
+            for e in &s.report.errors {
                 println!("  error: {e}");
             }
             for p in &s.pending_profiles {

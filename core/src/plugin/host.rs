@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use super::abi::{self, ABI_VERSION, CallFn, Declaration, FreeFn, HostApi, InitFn, MAGIC, OutBuf, level, status};
 use super::protocol::{Call, CallError, PROTOCOL_VERSION, Reply, Request, Response};
+use crate::cache::FileStat;
 use crate::nagios::Bundle;
 use crate::profile::Component;
 use crate::translator::{Context, TranslateError, Translator};
@@ -135,12 +136,20 @@ fn cstr(p: *const std::ffi::c_char) -> String {
 
 /// Load one library. `copy_dir` receives the content-addressed copy.
 pub fn load(path: &Path, copy_dir: &Path) -> Result<PluginTranslator, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let digest = blake3::hash(&bytes).to_hex().to_string();
+    load_bytes(path, &bytes, digest, copy_dir)
+}
+
+/// Load a library whose bytes were read (and hashed into `digest`) from `path`.
+fn load_bytes(path: &Path, bytes: &[u8], digest: String, copy_dir: &Path) -> Result<PluginTranslator, LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let bytes = std::fs::read(path).map_err(io)?;
-    let digest = blake3::hash(&bytes).to_hex().to_string();
     let existing = registry()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -152,7 +161,7 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<PluginTranslator, LoadError>
             std::fs::create_dir_all(copy_dir).map_err(io)?;
             let copy = copy_dir.join(format!("{digest}.so"));
             if !copy.exists() {
-                crate::writer::write_atomic(&copy, &bytes).map_err(io)?;
+                crate::writer::write_atomic(&copy, bytes).map_err(io)?;
             }
             let loaded = Arc::new(open(path, &copy)?);
             registry()
@@ -430,8 +439,9 @@ pub struct Refresh {
 pub struct PluginSet {
     dirs: Vec<PathBuf>,
     copy_dir: PathBuf,
-    /// Library path → digest of what was loaded from it (or found broken).
-    seen: BTreeMap<PathBuf, String>,
+    /// Library path → the stat (when settled) and digest of what was loaded from it (or
+    /// found broken). An unchanged stat means the file is not even read.
+    seen: BTreeMap<PathBuf, (Option<FileStat>, String)>,
 }
 
 impl PluginSet {
@@ -452,18 +462,26 @@ impl PluginSet {
     pub fn refresh(&mut self) -> Refresh {
         let mut r = Refresh::default();
         for path in find_libraries(&self.dirs) {
-            let digest = match std::fs::read(&path) {
-                Ok(b) => blake3::hash(&b).to_hex().to_string(),
+            // The same change test as for profiles: a settled, unchanged stat is enough.
+            let stat = FileStat::of_path(&path);
+            let seen = self.seen.get(&path);
+            if stat.is_some() && seen.is_some_and(|(s, _)| *s == stat) {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
                 Err(source) => {
                     r.broken.push(LoadError::Io { path, source });
                     continue;
                 }
             };
-            if self.seen.get(&path) == Some(&digest) {
+            let digest = blake3::hash(&bytes).to_hex().to_string();
+            let unchanged = seen.is_some_and(|(_, d)| *d == digest);
+            self.seen.insert(path.clone(), (stat, digest.clone()));
+            if unchanged {
                 continue;
             }
-            self.seen.insert(path.clone(), digest);
-            match load(&path, &self.copy_dir) {
+            match load_bytes(&path, &bytes, digest, &self.copy_dir) {
                 Ok(t) => r.loaded.push(t),
                 Err(e) => {
                     tracing::error!(error = %e, "translator library is broken");

@@ -58,13 +58,6 @@ impl Profile {
     pub fn components(&self) -> impl Iterator<Item = &Component> {
         self.components.values()
     }
-
-    /// Take ownership of one component, leaving an empty one in its place.
-    pub fn take_component(&mut self, name: &str) -> Option<Component> {
-        self.components
-            .get_mut(name)
-            .map(|c| std::mem::replace(c, Component::new(name)))
-    }
 }
 
 /// Gunzip `raw` when it starts with the gzip magic bytes; otherwise borrow it.
