@@ -201,8 +201,8 @@ impl Daemon {
         // until it has stayed broken for the grace period.
         let grace = Duration::from_secs(self.settings.error_grace_seconds);
         let now = Instant::now();
-        let broken: Vec<PathBuf> = result
-            .outcomes
+        let outcomes = self.engine.outcomes(&result.report);
+        let broken: Vec<PathBuf> = outcomes
             .iter()
             .filter(|o| o.profile_error)
             .map(|o| o.file.clone())
@@ -219,7 +219,7 @@ impl Daemon {
                 }
             }
         }
-        let reportable: Vec<&Outcome> = result.outcomes.iter().filter(|o| !pending.contains(&o.file)).collect();
+        let reportable: Vec<&Outcome> = outcomes.iter().filter(|o| !pending.contains(&o.file)).collect();
 
         let deployed = deploy::deploy(&deploy_config(&self.settings), &result.output);
         let deploy_json = match &deployed {

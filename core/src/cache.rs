@@ -8,7 +8,6 @@
 //!
 //! The cache is plain serde data, so it can be persisted as it is.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -132,7 +131,7 @@ pub struct PassOutput {
 /// The whole cache: one entry per profile file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FragmentCache {
-    pub entries: HashMap<PathBuf, Entry>,
+    pub entries: rustc_hash::FxHashMap<PathBuf, Entry>,
     /// Per component: the translator's last good pass-level output.
     #[serde(default)]
     pub pass_outputs: std::collections::BTreeMap<String, PassOutput>,

@@ -99,7 +99,26 @@ impl Definitions {
         }
     }
 
-    fn has_service(&self, host: Option<&str>, desc: Option<&str>) -> bool {
+    /// Forget what `define` recorded for `bundle` under `source`: its services and the
+    /// named objects `source` defined (templates stay: they carry no owner).
+    pub fn undefine(&mut self, bundle: &Bundle, source: &str) {
+        for o in bundle {
+            match definition_key(o) {
+                Some(DefKey::Service(h, d)) => {
+                    self.services.remove(&(h.to_string(), d.to_string()));
+                }
+                Some(DefKey::Named(kind, n)) => {
+                    let key = (kind, n.to_string());
+                    if self.named.get(&key).is_some_and(|s| s == source) {
+                        self.named.remove(&key);
+                    }
+                }
+                Some(DefKey::Template(..)) | None => {}
+            }
+        }
+    }
+
+    pub fn has_service(&self, host: Option<&str>, desc: Option<&str>) -> bool {
         match (host, desc) {
             (Some(h), Some(d)) => self.services.contains_key(&(h.to_string(), d.to_string())),
             _ => false,
@@ -184,5 +203,59 @@ impl Definitions {
         {
             errors.push(format!("{kind} has no {name_dir}"));
         }
+    }
+}
+
+/// What one object defines, as `define` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DefKey<'a> {
+    /// A named object (host, command, contact group, ...).
+    Named(ObjectKind, &'a str),
+    /// A template (`name` with `register 0`).
+    Template(ObjectKind, &'a str),
+    /// A service, by host and description.
+    Service(&'a str, &'a str),
+}
+
+/// What `o` defines, if anything.
+pub fn definition_key(o: &Object) -> Option<DefKey<'_>> {
+    if o.is_template() {
+        return o.get_str("name").map(|n| DefKey::Template(o.kind, n));
+    }
+    if o.kind == ObjectKind::Service {
+        return match (o.get_str("host_name"), o.get_str("service_description")) {
+            (Some(h), Some(d)) => Some(DefKey::Service(h, d)),
+            _ => None,
+        };
+    }
+    o.kind
+        .name_directive()
+        .and_then(|d| o.get_str(d))
+        .map(|n| DefKey::Named(o.kind, n))
+}
+
+/// The services (host, description) that `o` refers to: both ends of a dependency, the
+/// service of an escalation, and the members of a servicegroup.
+pub fn service_references(o: &Object) -> Vec<(&str, &str)> {
+    let pair = |h: &str, d: &str| Some((o.get_str(h)?, o.get_str(d)?));
+    match o.kind {
+        ObjectKind::ServiceEscalation => pair("host_name", "service_description").into_iter().collect(),
+        ObjectKind::ServiceDependency => pair("host_name", "service_description")
+            .into_iter()
+            .chain(pair("dependent_host_name", "dependent_service_description"))
+            .collect(),
+        ObjectKind::ServiceGroup => o
+            .get("members")
+            .map(|v| {
+                v.names()
+                    .chunks(2)
+                    .filter_map(|p| match p {
+                        [h, d] => Some((*h, *d)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
     }
 }

@@ -10,8 +10,8 @@
 //! finish_pass()                         once, after every machine
 //! ```
 //!
-//! `translate` may run on several machines at once (the engine uses every core), so it
-//! takes `&self`; a translator that keeps per-pass state uses a `Mutex`. Registrations are
+//! `translate` and `notify_unchanged` may run on several machines at once (the engine
+//! uses every core, and calls them while it reads the profiles), so they take `&self`; a translator that keeps per-pass state uses a `Mutex`. Registrations are
 //! recorded as data in the [`Context`], cached with the fragments, and replayed for
 //! machines whose profile has not changed, so the managers always see every machine.
 

@@ -74,8 +74,9 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
 #[derive(Debug)]
 pub struct OutputWriter {
     dir: PathBuf,
-    /// What this writer last wrote, to compare with (a memcmp, cheaper than hashing).
-    written: std::collections::HashMap<PathBuf, String>,
+    /// What this writer last wrote, to compare with: shared with the engine's output, so
+    /// an unchanged file compares by pointer, and a changed one by memcmp.
+    written: std::collections::HashMap<PathBuf, std::sync::Arc<str>>,
     primed: bool,
 }
 

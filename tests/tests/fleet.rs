@@ -2,11 +2,12 @@
 //! is parsed and translated when one profile changes (counted, never timed).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use fleet::generate::{Spec, generate, touch, touch_one};
 use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::engine::{Assembly, Engine, PassResult, find_profiles};
 use monitor_core::nagios::Bundle;
 use monitor_core::profile::{Component, Select, read_profile};
 use monitor_core::translator::{Context, TranslateError, Translator};
@@ -117,4 +118,175 @@ fn one_change_parses_and_translates_exactly_one_machine() {
     assert_eq!(one.report.translated, 2, "its two components translated");
     let machines: BTreeSet<String> = seen.lock().unwrap().iter().cloned().collect();
     assert_eq!(machines, BTreeSet::from(["m000012.example.org".to_string()]));
+}
+
+/// What a full and an incremental assembly must agree on.
+fn assembled(r: &PassResult) -> impl PartialEq + std::fmt::Debug {
+    let p = &r.report;
+    (
+        r.output.clone(),
+        p.machines,
+        p.services,
+        p.errors.clone(),
+        p.warnings.clone(),
+        p.unknown_components.clone(),
+    )
+}
+
+fn fleet_engine() -> Engine {
+    Engine::new(
+        fleet::translators(),
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    )
+}
+
+/// Replace `from` by `to` in profile `i`.
+fn edit(dir: &Path, i: usize, from: &str, to: &str) {
+    let path = dir.join(format!("m{i:06}.xml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from} in {}", path.display());
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn incremental_assembly_equals_a_full_assembly() {
+    let spec = Spec {
+        machines: 60,
+        avg_kb: 20,
+        seed: 11,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    generate(&spec, dir.path()).unwrap();
+    let files = find_profiles(dir.path()).unwrap();
+    let mut engine = fleet_engine();
+    let cold = engine.run_pass(&files).unwrap();
+    assert_eq!(cold.report.assembly, Assembly::Full);
+    assert!(cold.report.errors.is_empty(), "{:#?}", cold.report.errors);
+    let mut previous = cold;
+
+    // Each step changes profiles, then the long-lived engine's pass must equal a new
+    // engine's full assembly of the same files, and take the expected path.
+    type Step<'a> = (&'static str, Box<dyn Fn(&Path) + 'a>, Assembly);
+    let spec = &spec;
+    let steps: Vec<Step<'_>> = vec![
+        (
+            "a check argument (cosignd port)",
+            Box::new(|d| drop(touch_one(spec, d, 12, 1).unwrap())),
+            Assembly::Incremental,
+        ),
+        (
+            "a new virtual host: a new service and a new dependency",
+            Box::new(|d| drop(touch_one(spec, d, 13, 0).unwrap())),
+            Assembly::Incremental,
+        ),
+        (
+            "the virtual host removed again",
+            Box::new(|d| drop(touch_one(spec, d, 13, 1).unwrap())),
+            Assembly::Incremental,
+        ),
+        (
+            "ten machines of every role",
+            Box::new(|d| drop(touch(spec, d, 10, 5).unwrap())),
+            Assembly::Incremental,
+        ),
+        (
+            "a component without a translator",
+            Box::new(|d| edit(d, 14, ">cosign apacheconf<", ">cosign apacheconf ntp<")),
+            Assembly::Incremental,
+        ),
+        (
+            "only unmonitored resources",
+            Box::new(|d| edit(d, 3, "<server_version>4.1.3<", "<server_version>4.1.4<")),
+            Assembly::Incremental,
+        ),
+        (
+            "new contact groups: the managers' input changes",
+            Box::new(|d| edit(d, 0, ">kdc infrastructure<", ">kdc infrastructure www<")),
+            Assembly::Full,
+        ),
+        (
+            "a broken profile",
+            Box::new(|d| edit(d, 15, "</cosign>", "</cosignx>")),
+            Assembly::Full,
+        ),
+        (
+            "another change while one profile is broken",
+            Box::new(|d| drop(touch_one(spec, d, 14, 1).unwrap())),
+            Assembly::Full,
+        ),
+        (
+            "the broken profile mended",
+            Box::new(|d| edit(d, 15, "</cosignx>", "</cosign>")),
+            Assembly::Full,
+        ),
+        (
+            "a change after mending",
+            Box::new(|d| drop(touch_one(spec, d, 32, 0).unwrap())),
+            Assembly::Incremental,
+        ),
+    ];
+    for (what, change, expected) in steps {
+        change(dir.path());
+        let pass = engine.run_pass(&files).unwrap();
+        let full = fleet_engine().run_pass(&files).unwrap();
+        assert_eq!(full.report.assembly, Assembly::Full);
+        assert_eq!(pass.report.assembly, expected, "{what}: {:#?}", pass.report.errors);
+        let differ = |a: &PassResult, b: &PassResult| -> Vec<String> {
+            let mut names: BTreeSet<&Path> = a.output.files.keys().map(|p| p.as_path()).collect();
+            names.extend(b.output.files.keys().map(|p| p.as_path()));
+            names
+                .into_iter()
+                .filter(|f| a.output.files.get(*f) != b.output.files.get(*f))
+                .map(|f| f.display().to_string())
+                .collect()
+        };
+        // While a profile is broken its machine keeps its last good configuration, which
+        // a new engine never saw: the long-lived engine reports it instead.
+        if what == "a broken profile" || what.starts_with("another change while") {
+            assert!(
+                pass.report.errors.iter().any(|e| e.machine.as_deref() == Some("m000015.example.org")),
+                "{what}: {:#?}",
+                pass.report.errors
+            );
+            assert!(full.report.errors.iter().any(|e| e.machine.is_none()
+                && e.file.as_ref().is_some_and(|f| f.ends_with("m000015.xml"))));
+            assert!(
+                (pass.output == previous.output) == (what == "a broken profile"),
+                "{what}: the broken machine keeps its output; another change shows"
+            );
+            previous = pass;
+            continue;
+        }
+        assert!(
+            assembled(&pass) == assembled(&full),
+            "{what}: not the same as a full assembly: files {:?}, reports {:#?} and {:#?}",
+            differ(&pass, &full),
+            pass.report,
+            full.report
+        );
+        let same_output = what.starts_with("only unmonitored");
+        assert_eq!(
+            assembled(&pass) == assembled(&previous),
+            same_output,
+            "{what}: the step changes the output or the report (or not)"
+        );
+        if expected == Assembly::Incremental {
+            let changed: Vec<_> = pass
+                .output
+                .files
+                .iter()
+                .filter(|(f, text)| previous.output.files.get(*f) != Some(*text))
+                .map(|(f, _)| f.clone())
+                .collect();
+            assert!(
+                changed.iter().all(|f| f.starts_with("20-machines")),
+                "{what}: only machine shards change: {changed:?}"
+            );
+        }
+        previous = pass;
+    }
+    let again = engine.run_pass(&files).unwrap();
+    assert_eq!(again.report.assembly, Assembly::Reused);
+    assert_eq!(assembled(&again), assembled(&previous));
 }

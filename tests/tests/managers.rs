@@ -17,7 +17,7 @@ use monitor_core::writer::write_output;
 use monitor_integration_tests::*;
 
 fn all(output: &Output) -> String {
-    output.files.values().cloned().collect()
+    output.files.values().map(|t| &**t).collect()
 }
 
 fn file<'a>(output: &'a Output, name: &str) -> &'a str {

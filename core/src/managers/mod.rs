@@ -54,5 +54,11 @@ impl Finding {
     }
 }
 
+/// The directives of a service that any manager reads (through [`ServiceIndex`]). The
+/// incremental assembly relies on this list: a change to a registered service that
+/// leaves these the same cannot change the managers' output. A manager that reads
+/// another directive must add it here.
+pub const SERVICE_DIRECTIVES_READ: [&str; 3] = ["contact_groups", "active_checks_enabled", "passive_checks_enabled"];
+
 /// Every service of the pass, by host and description.
 pub type ServiceIndex<'a> = HashMap<ServiceRef, &'a Object>;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::engine::{Assembly, Engine, find_profiles};
 use monitor_core::users::TomlUsers;
 use monitor_core::writer::OutputWriter;
 use rayon::prelude::*;
@@ -27,6 +27,8 @@ pub struct Measure {
     pub parsed: usize,
     pub translated: usize,
     pub files_written: usize,
+    /// How the pass assembled its output (full, incremental or reused).
+    pub assembly: Assembly,
 }
 
 /// The figures for one fleet size.
@@ -69,11 +71,11 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn measure(f: impl FnOnce() -> (usize, usize, usize)) -> Measure {
+fn measure(f: impl FnOnce() -> (usize, usize, usize, Assembly)) -> Measure {
     reset_peak_rss();
     let cpu0 = cpu_time();
     let t0 = Instant::now();
-    let (parsed, translated, files_written) = f();
+    let (parsed, translated, files_written, assembly) = f();
     let wall = t0.elapsed();
     let cpu = cpu_time() - cpu0;
     Measure {
@@ -83,6 +85,7 @@ fn measure(f: impl FnOnce() -> (usize, usize, usize)) -> Measure {
         parsed,
         translated,
         files_written,
+        assembly,
     }
 }
 
@@ -144,7 +147,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
         let r = engine.run_pass(&files).expect("pass");
         services = r.report.services;
         let w = writer.write(&r.output).expect("write");
-        (r.report.parsed, r.report.translated, w.written)
+        (r.report.parsed, r.report.translated, w.written, r.report.assembly)
     };
     let cold = measure(|| pass(&mut engine, &mut writer));
     let no_change = measure(|| pass(&mut engine, &mut writer));
@@ -188,6 +191,14 @@ fn touch_list(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+fn kind(a: Assembly) -> &'static str {
+    match a {
+        Assembly::Full => "full",
+        Assembly::Incremental => "incremental",
+        Assembly::Reused => "reused",
+    }
+}
+
 /// The human table.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
@@ -195,7 +206,7 @@ pub fn table(rows: &[Row]) -> String {
     s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {:.0} MB | {:.0} ms | {:.0} ms (cpu {:.0} ms) | {:.2}x | {:.0} ms ({}) | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} MB |\n",
+            "| {} | {:.0} MB | {:.0} ms | {:.0} ms (cpu {:.0} ms) | {:.2}x | {:.0} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.0} MB |\n",
             r.machines,
             r.bytes as f64 / 1e6,
             r.floor_ms,
@@ -205,8 +216,11 @@ pub fn table(rows: &[Row]) -> String {
             r.nagios_verify_ms,
             if r.nagios_ok { "ok" } else { "FAILED" },
             r.no_change.wall_ms,
+            kind(r.no_change.assembly),
             r.one_change.wall_ms,
+            kind(r.one_change.assembly),
             r.hundred_change.wall_ms,
+            kind(r.hundred_change.assembly),
             r.cold.peak_rss_mb,
         ));
     }

@@ -111,7 +111,9 @@ impl Writer {
     }
 }
 
-/// One machine's profile. `generation` changes a real resource value (for `touch`).
+/// One machine's profile. `generation` changes real resource values (for `touch`): an
+/// unmonitored component's and kerberos's log level, the cosignd port (a check's
+/// argument), and on odd generations one more apacheconf virtual host (a new service).
 pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
     let mut rng = fastrand::Rng::with_seed(spec.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut w = Writer {
@@ -210,7 +212,8 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
             let partner = if i.is_multiple_of(2) { i + 1 } else { i - 1 };
             w.s.push_str("   <cosign>\n");
             w.res("type", "server", "include/site/weblogin.h");
-            w.res("port", "6663", "defaults/cosign-2.def");
+            // A new generation moves cosignd to another port: a change to a check.
+            w.res("port", &(6663 + generation).to_string(), "defaults/cosign-2.def");
             w.res(
                 "loginurl",
                 &format!("https://weblogin{pair}.example.org/cosign-bin/cosign.cgi?cosign-cs&amp;x"),
@@ -235,7 +238,9 @@ pub fn profile(spec: &Spec, i: usize, generation: u64) -> String {
                 w.s,
                 "    <vhosts cfg:template=\"vhost_name_$ vhost_port_$ vhost_ssl_$ vhost_aliases_$\" cfg:derivation=\"{d}\">"
             );
-            for v in 0..rng.usize(1..5) {
+            let vhosts = rng.usize(1..5);
+            // An odd generation adds a site: a new service.
+            for v in 0..vhosts + (generation % 2) as usize {
                 let _ = writeln!(w.s, "     <vhosts_RECORD cfg:name=\"v{v}\">");
                 w.res(
                     "vhost_name",
