@@ -81,14 +81,7 @@ fn generated_fleet_is_realistic_and_reproducible() {
 
 #[test]
 fn one_change_parses_and_translates_exactly_one_machine() {
-    let spec = Spec {
-        machines: 60,
-        avg_kb: 20,
-        seed: 11,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    generate(&spec, dir.path()).unwrap();
-    let files = find_profiles(dir.path()).unwrap();
+    let (spec, dir, files) = small_fleet();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let translators: Vec<Box<dyn Translator>> = fleet::translators()
         .into_iter()
@@ -141,6 +134,30 @@ fn fleet_engine() -> Engine {
     )
 }
 
+/// A generated fleet of 60 machines (three blocks of every role) in a temporary
+/// directory, with its files.
+fn small_fleet() -> (Spec, tempfile::TempDir, Vec<std::path::PathBuf>) {
+    let spec = Spec {
+        machines: 60,
+        avg_kb: 20,
+        seed: 11,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    generate(&spec, dir.path()).unwrap();
+    let files = find_profiles(dir.path()).unwrap();
+    (spec, dir, files)
+}
+
+/// One step's change to the fleet.
+enum Change {
+    /// `touch_one(machine, round)`.
+    Touch(usize, u64),
+    /// `touch(count, round)`.
+    TouchMany(usize, u64),
+    /// Replace the first `.1` by `.2` in profile `.0`.
+    Edit(usize, &'static str, &'static str),
+}
+
 /// Replace `from` by `to` in profile `i`.
 fn edit(dir: &Path, i: usize, from: &str, to: &str) {
     let path = dir.join(format!("m{i:06}.xml"));
@@ -151,14 +168,7 @@ fn edit(dir: &Path, i: usize, from: &str, to: &str) {
 
 #[test]
 fn incremental_assembly_equals_a_full_assembly() {
-    let spec = Spec {
-        machines: 60,
-        avg_kb: 20,
-        seed: 11,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    generate(&spec, dir.path()).unwrap();
-    let files = find_profiles(dir.path()).unwrap();
+    let (spec, dir, files) = small_fleet();
     let mut engine = fleet_engine();
     let cold = engine.run_pass(&files).unwrap();
     assert_eq!(cold.report.assembly, Assembly::Full);
@@ -167,67 +177,43 @@ fn incremental_assembly_equals_a_full_assembly() {
 
     // Each step changes profiles, then the long-lived engine's pass must equal a new
     // engine's full assembly of the same files, and take the expected path.
-    type Step<'a> = (&'static str, Box<dyn Fn(&Path) + 'a>, Assembly);
-    let spec = &spec;
-    let steps: Vec<Step<'_>> = vec![
-        (
-            "a check argument (cosignd port)",
-            Box::new(|d| drop(touch_one(spec, d, 12, 1).unwrap())),
-            Assembly::Incremental,
-        ),
+    use Assembly::{Full, Incremental};
+    use Change::{Edit, Touch, TouchMany};
+    let steps = [
+        ("a check argument (cosignd port)", Touch(12, 1), Incremental),
         (
             "a new virtual host: a new service and a new dependency",
-            Box::new(|d| drop(touch_one(spec, d, 13, 0).unwrap())),
-            Assembly::Incremental,
+            Touch(13, 0),
+            Incremental,
         ),
-        (
-            "the virtual host removed again",
-            Box::new(|d| drop(touch_one(spec, d, 13, 1).unwrap())),
-            Assembly::Incremental,
-        ),
-        (
-            "ten machines of every role",
-            Box::new(|d| drop(touch(spec, d, 10, 5).unwrap())),
-            Assembly::Incremental,
-        ),
+        ("the virtual host removed again", Touch(13, 1), Incremental),
+        ("ten machines of every role", TouchMany(10, 5), Incremental),
         (
             "a component without a translator",
-            Box::new(|d| edit(d, 14, ">cosign apacheconf<", ">cosign apacheconf ntp<")),
-            Assembly::Incremental,
+            Edit(14, ">cosign apacheconf<", ">cosign apacheconf ntp<"),
+            Incremental,
         ),
         (
             "only unmonitored resources",
-            Box::new(|d| edit(d, 3, "<server_version>4.1.3<", "<server_version>4.1.4<")),
-            Assembly::Incremental,
+            Edit(3, "<server_version>4.1.3<", "<server_version>4.1.4<"),
+            Incremental,
         ),
         (
             "new contact groups: the managers' input changes",
-            Box::new(|d| edit(d, 0, ">kdc infrastructure<", ">kdc infrastructure www<")),
-            Assembly::Full,
+            Edit(0, ">kdc infrastructure<", ">kdc infrastructure www<"),
+            Full,
         ),
-        (
-            "a broken profile",
-            Box::new(|d| edit(d, 15, "</cosign>", "</cosignx>")),
-            Assembly::Full,
-        ),
-        (
-            "another change while one profile is broken",
-            Box::new(|d| drop(touch_one(spec, d, 14, 1).unwrap())),
-            Assembly::Full,
-        ),
-        (
-            "the broken profile mended",
-            Box::new(|d| edit(d, 15, "</cosignx>", "</cosign>")),
-            Assembly::Full,
-        ),
-        (
-            "a change after mending",
-            Box::new(|d| drop(touch_one(spec, d, 32, 0).unwrap())),
-            Assembly::Incremental,
-        ),
+        ("a broken profile", Edit(15, "</cosign>", "</cosignx>"), Full),
+        ("another change while one profile is broken", Touch(14, 1), Full),
+        ("the broken profile mended", Edit(15, "</cosignx>", "</cosign>"), Full),
+        ("a change after mending", Touch(32, 0), Incremental),
     ];
     for (what, change, expected) in steps {
-        change(dir.path());
+        match change {
+            Touch(i, round) => drop(touch_one(&spec, dir.path(), i, round).unwrap()),
+            TouchMany(count, round) => drop(touch(&spec, dir.path(), count, round).unwrap()),
+            Edit(i, from, to) => edit(dir.path(), i, from, to),
+        }
         let pass = engine.run_pass(&files).unwrap();
         let full = fleet_engine().run_pass(&files).unwrap();
         assert_eq!(full.report.assembly, Assembly::Full);
@@ -245,12 +231,19 @@ fn incremental_assembly_equals_a_full_assembly() {
         // a new engine never saw: the long-lived engine reports it instead.
         if what == "a broken profile" || what.starts_with("another change while") {
             assert!(
-                pass.report.errors.iter().any(|e| e.machine.as_deref() == Some("m000015.example.org")),
+                pass.report
+                    .errors
+                    .iter()
+                    .any(|e| e.machine.as_deref() == Some("m000015.example.org")),
                 "{what}: {:#?}",
                 pass.report.errors
             );
-            assert!(full.report.errors.iter().any(|e| e.machine.is_none()
-                && e.file.as_ref().is_some_and(|f| f.ends_with("m000015.xml"))));
+            assert!(
+                full.report
+                    .errors
+                    .iter()
+                    .any(|e| e.machine.is_none() && e.file.as_ref().is_some_and(|f| f.ends_with("m000015.xml")))
+            );
             assert!(
                 (pass.output == previous.output) == (what == "a broken profile"),
                 "{what}: the broken machine keeps its output; another change shows"

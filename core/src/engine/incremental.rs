@@ -33,7 +33,7 @@ pub(super) struct DeltaState {
     /// Each kept machine's share of the output, by name.
     machines: BTreeMap<String, MachineOut>,
     /// The machines of each shard file, sorted.
-    members: HashMap<PathBuf, Vec<String>>,
+    members: Vec<Vec<String>>,
     /// Every service a registration names: the managers read these objects.
     registered_services: FxHashSet<ServiceKey>,
     /// How many objects of the output refer to each service.
@@ -66,7 +66,7 @@ impl DeltaState {
     pub(super) fn new(
         defs: Definitions,
         machines: BTreeMap<String, MachineOut>,
-        members: HashMap<PathBuf, Vec<String>>,
+        members: Vec<Vec<String>>,
         registered: &[Registered<'_>],
         bundles: &[&Bundle],
         explicit: &[Explicit],
@@ -234,7 +234,11 @@ struct Change<'a> {
 impl Engine {
     /// Patch `last` with the fresh entries of this pass (file, entry it replaced). An error
     /// (why) when the patch cannot be shown to equal a full assembly; `last` is then spent.
-    pub(super) fn patch(&self, mut last: LastPass, changes: &[(PathBuf, Option<Entry>)]) -> Result<LastPass, &'static str> {
+    pub(super) fn patch(
+        &self,
+        mut last: LastPass,
+        changes: &[(PathBuf, Option<Entry>)],
+    ) -> Result<LastPass, &'static str> {
         let t0 = std::time::Instant::now();
         let LastPass {
             output, report, delta, ..
@@ -291,7 +295,9 @@ impl Engine {
         let source = |component: &str, machine: &str| format!("{component} on {machine}");
         for c in &work {
             for p in &c.old {
-                state.defs.undefine(&p.translated.fragments, &source(p.component, c.machine));
+                state
+                    .defs
+                    .undefine(&p.translated.fragments, &source(p.component, c.machine));
                 count_references(&mut state.service_refs, &p.translated.fragments, false);
             }
             for (dependent, _) in explicit_edges(&c.old) {
@@ -322,14 +328,15 @@ impl Engine {
         }
         for c in &work {
             for p in &c.new {
-                state.defs.check_references(&p.translated.fragments, "").map_err(|_| "an undefined reference")?;
+                state
+                    .defs
+                    .check_references(&p.translated.fragments, "")
+                    .map_err(|_| "an undefined reference")?;
             }
             // A service that went away must be referred to by nothing.
             let after = services_of(&c.new);
             for (h, d) in services_of(&c.old).into_keys().filter(|k| !after.contains_key(k)) {
-                if !state.defs.has_service(Some(h), Some(d))
-                    && state.service_refs.contains_key(&service_key(h, d))
-                {
+                if !state.defs.has_service(Some(h), Some(d)) && state.service_refs.contains_key(&service_key(h, d)) {
                     return Err("a removed service is still referred to");
                 }
             }
@@ -345,14 +352,14 @@ impl Engine {
             report.services = report.services - slot.services + out.services;
             listed |= slot.warnings != out.warnings || slot.unknown != out.unknown;
             *slot = out;
-            dirty.insert(machine_file(c.machine));
+            dirty.insert(slot.shard);
         }
         for shard in dirty {
             let mut text = String::from(HEADER);
-            for m in state.members.get(&shard).ok_or("a shard not kept")? {
+            for m in state.members.get(shard).ok_or("a shard not kept")? {
                 text.push_str(&state.machines.get(m).ok_or("a machine not kept")?.text);
             }
-            output.files.insert(shard, text.into());
+            output.files.insert(shard_file(shard), text.into());
         }
         if listed {
             report.warnings = state.manager_warnings.clone();

@@ -219,7 +219,16 @@ pub const MACHINE_SHARDS: u32 = 256;
 /// services: `20-machines/<xx>.cfg`, chosen by the machine name's hash, so it stays the
 /// same as the fleet grows and shrinks.
 pub fn machine_file(machine: &str) -> PathBuf {
-    let shard = blake3::hash(machine.as_bytes()).as_bytes()[0] as u32 % MACHINE_SHARDS;
+    shard_file(shard_of(machine))
+}
+
+/// The shard (0 to [`MACHINE_SHARDS`] - 1) of `machine`.
+fn shard_of(machine: &str) -> usize {
+    (blake3::hash(machine.as_bytes()).as_bytes()[0] as u32 % MACHINE_SHARDS) as usize
+}
+
+/// The output file of a shard.
+fn shard_file(shard: usize) -> PathBuf {
     Path::new(MACHINES_DIR).join(format!("{shard:02x}.cfg"))
 }
 
@@ -469,7 +478,11 @@ impl Engine {
         // carry their output: their last good pass-level output stands.
         // (Which components machines still carry output of is only needed when some
         // translator is gone.)
-        let gone = self.cache.pass_outputs.keys().any(|c| !self.by_component.contains_key(c));
+        let gone = self
+            .cache
+            .pass_outputs
+            .keys()
+            .any(|c| !self.by_component.contains_key(c));
         let referenced: BTreeSet<&str> = if gone {
             self.cache
                 .entries
@@ -587,15 +600,13 @@ impl Engine {
         let same_inputs = self.last.as_ref().is_some_and(|l| l.fingerprint == fingerprint);
         let patched = match self.last.take() {
             Some(last) if same_inputs && fresh_entries.is_empty() => Some((last, Assembly::Reused)),
-            Some(last) if same_inputs && report.errors.is_empty() => {
-                match self.patch(last, &fresh_entries) {
-                    Ok(last) => Some((last, Assembly::Incremental)),
-                    Err(why) => {
-                        tracing::debug!(why, "assembling in full");
-                        None
-                    }
+            Some(last) if same_inputs && report.errors.is_empty() => match self.patch(last, &fresh_entries) {
+                Ok(last) => Some((last, Assembly::Incremental)),
+                Err(why) => {
+                    tracing::debug!(why, "assembling in full");
+                    None
                 }
-            }
+            },
             _ => None,
         };
         let output = match patched {
@@ -734,8 +745,17 @@ impl Engine {
             self.notify_unchanged(p);
             return Processed::Reuse;
         }
-        let raw = match std::fs::read(file) {
-            Ok(raw) => raw,
+        // Hash and parse while the bytes are hot, in this one read.
+        let read = with_file_bytes(file, |raw| {
+            let hash = *blake3::hash(raw).as_bytes();
+            if previous.is_some_and(|p| FragmentCache::reusable(p, &hash, |c| self.record_current(c))) {
+                return (hash, None);
+            }
+            self.parsed.fetch_add(1, Ordering::Relaxed);
+            (hash, Some(parse_profile(file, raw, Select::Monitoring)))
+        });
+        let (hash, parsed) = match read {
+            Ok(read) => read,
             Err(e) => {
                 return Processed::Fresh(Entry {
                     hash: [0; 32],
@@ -745,20 +765,19 @@ impl Engine {
                 });
             }
         };
-        // Hash and parse while the bytes are hot, in this one read.
-        let hash = *blake3::hash(&raw).as_bytes();
-        if let Some(p) = previous
-            && FragmentCache::reusable(p, &hash, |c| self.record_current(c))
-        {
+        let Some(parsed) = parsed else {
             // Touched but not changed: only the stat is new.
-            self.notify_unchanged(p);
-            return match stat {
-                Some(st) if p.stat != Some(st) => Processed::NewStat(st),
-                _ => Processed::Reuse,
-            };
-        }
-        self.parsed.fetch_add(1, Ordering::Relaxed);
-        let profile = match parse_profile(file, &raw, Select::Monitoring) {
+            if let Some(p) = previous {
+                self.notify_unchanged(p);
+                if let Some(st) = stat
+                    && p.stat != Some(st)
+                {
+                    return Processed::NewStat(st);
+                }
+            }
+            return Processed::Reuse;
+        };
+        let profile = match parsed {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "profile rejected; keeping the last good configuration");
@@ -770,7 +789,6 @@ impl Engine {
                 });
             }
         };
-        drop(raw);
         let old = previous
             .and_then(|p| p.record.as_ref())
             .filter(|r| r.machine == profile.machine);
@@ -1098,7 +1116,10 @@ impl Engine {
         }
         let mut files_out = BTreeMap::new();
         checked(&defs, &base, "the base definitions", report);
-        files_out.insert(PathBuf::from("00-base.cfg"), format!("{HEADER}{}", base.render()).into());
+        files_out.insert(
+            PathBuf::from("00-base.cfg"),
+            format!("{HEADER}{}", base.render()).into(),
+        );
         let mut text = String::from(HEADER);
         for (comp, b) in &start_ok {
             if checked(&defs, b, &format!("{comp} start_pass"), report) {
@@ -1110,24 +1131,53 @@ impl Engine {
         let mut services = 0;
         // Machines go into hash-sharded files (see `machine_file`), sorted by name within
         // each; a change rewrites only its shard.
-        let mut shards: BTreeMap<PathBuf, String> = BTreeMap::new();
-        let mut members: HashMap<PathBuf, Vec<String>> = HashMap::new();
-        let mut outs = BTreeMap::new();
-        for (machine, (file, parts)) in &kept {
-            let rec = machines[machine].1;
-            let out = self.render_machine(machine, file, rec, parts, &defs);
+        let rendered: Vec<(&str, MachineOut)> = kept
+            .iter()
+            .collect::<Vec<_>>()
+            .par_iter()
+            .map(|(machine, (file, parts))| {
+                let rec = machines[*machine].1;
+                (**machine, self.render_machine(machine, file, rec, parts, &defs))
+            })
+            .collect();
+        phase.mark("render machines");
+        let shard_count = MACHINE_SHARDS as usize;
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); shard_count];
+        for (i, (_, out)) in rendered.iter().enumerate() {
+            by_shard[out.shard].push(i);
             services += out.services;
             report.warnings.extend(out.warnings.iter().cloned());
             report.unknown_components.extend(out.unknown.iter().cloned());
-            let shard = machine_file(machine);
-            shards
-                .entry(shard.clone())
-                .or_insert_with(|| String::from(HEADER))
-                .push_str(&out.text);
-            members.entry(shard).or_default().push(machine.to_string());
-            outs.insert(machine.to_string(), out);
         }
-        files_out.extend(shards.into_iter().map(|(k, v)| (k, v.into())));
+        // Each shard is filled (in name order) on its own.
+        let shards: Vec<String> = by_shard
+            .par_iter()
+            .map(|idx| {
+                if idx.is_empty() {
+                    return String::new();
+                }
+                let size = HEADER.len() + idx.iter().map(|&i| rendered[i].1.text.len()).sum::<usize>();
+                let mut text = String::with_capacity(size);
+                text.push_str(HEADER);
+                for &i in idx {
+                    text.push_str(&rendered[i].1.text);
+                }
+                text
+            })
+            .collect();
+        let members: Vec<Vec<String>> = by_shard
+            .iter()
+            .map(|idx| idx.iter().map(|&i| rendered[i].0.to_string()).collect())
+            .collect();
+        // Sorted by name already: the map is built in one sweep.
+        let outs: BTreeMap<String, MachineOut> = rendered.into_iter().map(|(m, o)| (m.to_string(), o)).collect();
+        files_out.extend(
+            shards
+                .into_iter()
+                .enumerate()
+                .filter(|(_, text)| !text.is_empty())
+                .map(|(i, text)| (shard_file(i), text.into())),
+        );
         report.machines = kept.len();
 
         files_out.insert(
@@ -1144,11 +1194,13 @@ impl Engine {
             text.push_str(&clusters_out.objects.render());
         }
         files_out.insert(PathBuf::from("31-clusters.cfg"), text.into());
+
         let mut text = String::from(HEADER);
         if checked(&defs, &deps_out.objects, "the dependency manager", report) {
             text.push_str(&deps_out.objects.render());
         }
         files_out.insert(PathBuf::from("32-dependencies.cfg"), text.into());
+
         files_out.insert(PathBuf::from(passive::ACL_FILE), passive_out.acl.into());
         let mut text = String::from(HEADER);
         for (comp, b) in &finish_ok {
@@ -1195,6 +1247,7 @@ impl Engine {
         let size: usize = parts.iter().map(|p| p.translated.rendered.len()).sum();
         let mut out = MachineOut {
             text: String::with_capacity(size + 512),
+            shard: shard_of(machine),
             ..MachineOut::default()
         };
         for c in rec.components.iter().filter(|c| c.translator.is_none()) {
@@ -1213,7 +1266,10 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let mut host = Host::new(DEFAULT_HOST).host_name(machine).alias(machine).address(machine);
+        let mut host = Host::new(DEFAULT_HOST)
+            .host_name(machine)
+            .alias(machine)
+            .address(machine);
         if !groups.is_empty() {
             host = host.contact_groups(groups.iter().copied());
         }
@@ -1311,12 +1367,35 @@ fn accept_pass_output(
 struct MachineOut {
     /// Its text in its shard file.
     text: String,
+    /// Its shard (see [`machine_file`]).
+    shard: usize,
     /// Its services (the machine's own and its status services).
     services: usize,
     /// Its translators' warnings.
     warnings: Vec<Problem>,
     /// Its components that no translator serves.
     unknown: Vec<Problem>,
+}
+
+/// Read `file` into this thread's reusable buffer and run `f` on its bytes. Each thread
+/// reads profile after profile: a new buffer for each would cost a page fault (and the
+/// kernel zeroing a page) for every 4 KiB read.
+fn with_file_bytes<T>(file: &Path, f: impl FnOnce(&[u8]) -> T) -> std::io::Result<T> {
+    use std::io::Read;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut buf = buffer.borrow_mut();
+        buf.clear();
+        std::fs::File::open(file)?.read_to_end(&mut buf)?;
+        let out = f(&buf);
+        if buf.capacity() > 16 << 20 {
+            // Do not keep an outsized profile's buffer for the rest of the process.
+            *buf = Vec::new();
+        }
+        Ok(out)
+    })
 }
 
 /// One (machine, component)'s kept output during assembly.
