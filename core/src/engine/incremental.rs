@@ -14,7 +14,9 @@
 //!   them); its explicit service dependencies are the same (the dependency manager
 //!   reads them); it defines the same named objects and templates;
 //! - services it adds are defined nowhere else, services it removes are referred to by
-//!   nothing, and all its references resolve.
+//!   nothing, all its references resolve (without what the cluster manager defines, which
+//!   a full assembly checks machines before), it defines nothing the cluster manager
+//!   defines, and no new dependency edge of its own can close a cycle.
 //!
 //! Then the managers' output, every other machine's text and every other machine's
 //! reference checks are unchanged; the machine's own text is rendered by the same
@@ -43,6 +45,10 @@ pub(super) struct DeltaState {
     /// How many dependency edges (tag or explicit) leave each service: a new edge to a
     /// master that has none cannot close a cycle.
     dependents: FxHashMap<ServiceKey, u32>,
+    /// What the cluster manager defines. A full assembly defines it after the reference
+    /// checks, so `defs` leaves it out (a machine may not refer to it) and a machine that
+    /// defines it is a duplicate the patch leaves to the full assembly.
+    cluster_keys: FxHashSet<u64>,
 }
 
 /// A service (host, description) as a 64-bit hash. Every use is conservative under a
@@ -58,20 +64,36 @@ fn service_key(host: &str, description: &str) -> ServiceKey {
     h.finish()
 }
 
+/// A definition as a 64-bit hash (conservative under a collision, as [`ServiceKey`]).
+fn def_key(k: DefKey<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    match k {
+        DefKey::Named(kind, n) => (0u8, kind.keyword(), n).hash(&mut h),
+        DefKey::Template(kind, n) => (1u8, kind.keyword(), n).hash(&mut h),
+        DefKey::Service(host, d) => (2u8, host, d).hash(&mut h),
+    }
+    h.finish()
+}
+
 fn ref_key(s: &ServiceRef) -> ServiceKey {
     service_key(&s.host, &s.description)
 }
 
 impl DeltaState {
     pub(super) fn new(
-        defs: Definitions,
+        mut defs: Definitions,
+        clusters: &Bundle,
         machines: BTreeMap<String, MachineOut>,
-        members: Vec<Vec<String>>,
         registered: &[Registered<'_>],
         bundles: &[&Bundle],
         explicit: &[Explicit],
         manager_warnings: Vec<Problem>,
     ) -> Self {
+        let mut members = vec![Vec::new(); MACHINE_SHARDS as usize];
+        for (name, out) in &machines {
+            members[out.shard].push(name.clone());
+        }
         let registered_services = registered
             .iter()
             .flat_map(|r| r.registrations.iter().filter_map(registered_service))
@@ -92,7 +114,10 @@ impl DeltaState {
         for e in explicit {
             bump(&mut dependents, ref_key(&e.dependent), true);
         }
+        defs.undefine(clusters, CLUSTER_SOURCE);
+        let cluster_keys = clusters.iter().filter_map(definition_key).map(def_key).collect();
         DeltaState {
+            cluster_keys,
             dependents,
             defs,
             machines,
@@ -328,6 +353,14 @@ impl Engine {
         }
         for c in &work {
             for p in &c.new {
+                if p.translated
+                    .fragments
+                    .iter()
+                    .filter_map(definition_key)
+                    .any(|k| state.cluster_keys.contains(&def_key(k)))
+                {
+                    return Err("a definition the cluster manager makes");
+                }
                 state
                     .defs
                     .check_references(&p.translated.fragments, "")
