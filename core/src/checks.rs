@@ -2,43 +2,47 @@
 //! warns about (a duplicate host + service_description silently keeps one), and name
 //! the translator and machine responsible, which Nagios cannot.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::nagios::{Bundle, Object, ObjectKind};
 
-/// The objects defined anywhere in the pass, for reference checks.
+/// The objects defined anywhere in the pass, for reference checks. Maps are nested by
+/// kind and by host so that every lookup borrows its key (no allocation per reference),
+/// and who defined an object is shared per `define` call.
 #[derive(Debug, Default)]
 pub struct Definitions {
-    /// (kind, name) → who defined it.
-    named: HashMap<(ObjectKind, String), String>,
+    /// kind → name → who defined it.
+    named: HashMap<ObjectKind, HashMap<String, Arc<str>>>,
     /// Templates (`name` + `register 0`) by kind.
-    templates: HashSet<(ObjectKind, String)>,
-    /// (host, service_description) → who defined it.
-    services: HashMap<(String, String), String>,
+    templates: HashMap<ObjectKind, HashSet<String>>,
+    /// host → service_description → who defined it.
+    services: HashMap<String, HashMap<String, Arc<str>>>,
 }
 
 impl Definitions {
     /// Record the named objects of `bundle`; a name defined twice is an error for the
     /// later source, naming both.
     pub fn define(&mut self, bundle: &Bundle, source: &str) -> Result<(), String> {
+        let who: Arc<str> = Arc::from(source);
         let mut errors = Vec::new();
-        let mut added: Vec<(ObjectKind, String)> = Vec::new();
-        let mut added_services: Vec<(String, String)> = Vec::new();
+        let mut added: Vec<(ObjectKind, &str)> = Vec::new();
+        let mut added_services: Vec<(&str, &str)> = Vec::new();
         for o in bundle {
             if o.kind == ObjectKind::Service && !o.is_template() {
                 match (o.get_str("host_name"), o.get_str("service_description")) {
                     (Some(h), Some(d)) => {
-                        let key = (h.to_string(), d.to_string());
-                        let first = match self.services.get(&key) {
-                            Some(first) => Some(first.as_str()),
-                            None if added_services.contains(&key) => Some(source),
+                        let first = match self.services.get(h).and_then(|m| m.get(d)) {
+                            Some(first) => Some(&**first),
+                            None if added_services.contains(&(h, d)) => Some(source),
                             None => None,
                         };
                         match first {
                             Some(first) => errors.push(format!(
                                 "duplicate service '{d}' on host {h}: defined by {first} and by {source}"
                             )),
-                            None => added_services.push(key),
+                            None => added_services.push((h, d)),
                         }
                     }
                     _ => errors.push("a service needs host_name and service_description".into()),
@@ -47,31 +51,45 @@ impl Definitions {
             }
             if o.is_template() {
                 if let Some(n) = o.get_str("name") {
-                    self.templates.insert((o.kind, n.to_string()));
+                    let set = self.templates.entry(o.kind).or_default();
+                    if !set.contains(n) {
+                        set.insert(n.to_string());
+                    }
                 }
                 continue;
             }
             if let Some(n) = o.kind.name_directive().and_then(|d| o.get_str(d)) {
-                let key = (o.kind, n.to_string());
-                if let Some(first) = self.named.get(&key) {
+                let names = self.named.entry(o.kind).or_default();
+                if let Some(first) = names.get(n) {
                     errors.push(format!(
                         "{} '{n}' is defined by both {first} and {source}",
                         o.kind.keyword()
                     ));
                 } else {
-                    self.named.insert(key.clone(), source.to_string());
-                    added.push(key);
+                    names.insert(n.to_string(), who.clone());
+                    added.push((o.kind, n));
                 }
             }
         }
         if errors.is_empty() {
-            for key in added_services {
-                self.services.insert(key, source.to_string());
+            for (h, d) in added_services {
+                match self.services.get_mut(h) {
+                    Some(m) => {
+                        m.insert(d.to_string(), who.clone());
+                    }
+                    None => {
+                        let mut m = HashMap::default();
+                        m.insert(d.to_string(), who.clone());
+                        self.services.insert(h.to_string(), m);
+                    }
+                }
             }
             Ok(())
         } else {
-            for k in added {
-                self.named.remove(&k);
+            for (kind, n) in added {
+                if let Some(names) = self.named.get_mut(&kind) {
+                    names.remove(n);
+                }
             }
             Err(errors.join("; "))
         }
@@ -79,13 +97,20 @@ impl Definitions {
 
     /// Add a contact group defined by the user manager.
     pub fn define_group(&mut self, group: &str) {
-        self.named
-            .entry((ObjectKind::ContactGroup, group.to_string()))
-            .or_insert_with(|| "the user manager".into());
+        let names = self.named.entry(ObjectKind::ContactGroup).or_default();
+        if !names.contains_key(group) {
+            names.insert(group.to_string(), Arc::from("the user manager"));
+        }
     }
 
     pub fn is_defined(&self, kind: ObjectKind, name: &str) -> bool {
-        self.named.contains_key(&(kind, name.to_string()))
+        self.named.get(&kind).is_some_and(|m| m.contains_key(name))
+    }
+
+    fn remove_service(&mut self, host: &str, description: &str) {
+        if let Some(m) = self.services.get_mut(host) {
+            m.remove(description);
+        }
     }
 
     /// Forget what `define` recorded for `bundle`'s services (its source was dropped).
@@ -94,7 +119,7 @@ impl Definitions {
             if let (ObjectKind::Service, Some(h), Some(d)) =
                 (o.kind, o.get_str("host_name"), o.get_str("service_description"))
             {
-                self.services.remove(&(h.to_string(), d.to_string()));
+                self.remove_service(h, d);
             }
         }
     }
@@ -104,13 +129,12 @@ impl Definitions {
     pub fn undefine(&mut self, bundle: &Bundle, source: &str) {
         for o in bundle {
             match definition_key(o) {
-                Some(DefKey::Service(h, d)) => {
-                    self.services.remove(&(h.to_string(), d.to_string()));
-                }
+                Some(DefKey::Service(h, d)) => self.remove_service(h, d),
                 Some(DefKey::Named(kind, n)) => {
-                    let key = (kind, n.to_string());
-                    if self.named.get(&key).is_some_and(|s| s == source) {
-                        self.named.remove(&key);
+                    if let Some(names) = self.named.get_mut(&kind)
+                        && names.get(n).is_some_and(|s| &**s == source)
+                    {
+                        names.remove(n);
                     }
                 }
                 Some(DefKey::Template(..)) | None => {}
@@ -120,7 +144,7 @@ impl Definitions {
 
     pub fn has_service(&self, host: Option<&str>, desc: Option<&str>) -> bool {
         match (host, desc) {
-            (Some(h), Some(d)) => self.services.contains_key(&(h.to_string(), d.to_string())),
+            (Some(h), Some(d)) => self.services.get(h).is_some_and(|m| m.contains_key(d)),
             _ => false,
         }
     }
@@ -154,7 +178,7 @@ impl Definitions {
         };
         if let Some(v) = o.get("use") {
             for n in v.names() {
-                if !self.templates.contains(&(o.kind, n.to_string())) {
+                if !self.templates.get(&o.kind).is_some_and(|t| t.contains(n)) {
                     errors.push(format!("{kind} uses undefined template '{n}'"));
                 }
             }
@@ -188,7 +212,7 @@ impl Definitions {
                 if let Some(v) = o.get("members") {
                     for pair in v.names().chunks(2) {
                         if let [h, d] = pair
-                            && !self.services.contains_key(&(h.to_string(), d.to_string()))
+                            && !self.has_service(Some(h), Some(d))
                         {
                             errors.push(format!("servicegroup member '{d}' on host {h} is not defined"));
                         }

@@ -168,6 +168,22 @@ fn edit(dir: &Path, i: usize, from: &str, to: &str) {
 
 #[test]
 fn incremental_assembly_equals_a_full_assembly() {
+    incremental_equals_full(false);
+}
+
+#[test]
+fn incremental_assembly_equals_a_full_assembly_with_status_services() {
+    incremental_equals_full(true);
+}
+
+/// Run a series of changes through one long-lived engine and compare each pass with a
+/// new engine's full assembly of the same files (`status`: the daemon's status services).
+fn incremental_equals_full(status: bool) {
+    let fleet_engine = || {
+        let mut e = fleet_engine();
+        e.set_status_services(status);
+        e
+    };
     let (spec, dir, files) = small_fleet();
     let mut engine = fleet_engine();
     let cold = engine.run_pass(&files).unwrap();

@@ -253,5 +253,10 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         }
     }
     let failed = !result.report.errors.is_empty() || validation.as_ref().is_some_and(|v| !v.ok);
+    // The process ends here: freeing every machine's cached fragments one by one would
+    // only delay the exit (about 3% of a 10,000-machine compile). The plugin copies'
+    // temporary directory is still removed.
+    std::mem::forget(engine);
+    std::mem::forget(result);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -999,24 +999,32 @@ impl Engine {
         phase.mark("users");
         // Reference checks, repeated until no fragment is dropped: a dropped fragment's
         // services may be what another fragment referred to. Only fragments that pass
-        // feed the other managers.
-        loop {
-            let mut dropped = false;
-            for (machine, (file, parts)) in kept.iter_mut() {
-                parts.retain(|p| match defs.check_references(&p.translated.fragments, "") {
-                    Ok(()) => true,
-                    Err(e) => {
-                        report
-                            .errors
-                            .push(Problem::new(e).file(file).machine(machine).component(p.component));
-                        defs.undefine_services(&p.translated.fragments);
-                        dropped = true;
-                        false
-                    }
-                });
-            }
-            if !dropped {
-                break;
+        // feed the other managers. Checking is read-only: a first pass on every core says
+        // whether anything fails at all (usually nothing does).
+        let any_fails = kept.values().collect::<Vec<_>>().par_iter().any(|(_, parts)| {
+            parts
+                .iter()
+                .any(|p| defs.check_references(&p.translated.fragments, "").is_err())
+        });
+        if any_fails {
+            loop {
+                let mut dropped = false;
+                for (machine, (file, parts)) in kept.iter_mut() {
+                    parts.retain(|p| match defs.check_references(&p.translated.fragments, "") {
+                        Ok(()) => true,
+                        Err(e) => {
+                            report
+                                .errors
+                                .push(Problem::new(e).file(file).machine(machine).component(p.component));
+                            defs.undefine_services(&p.translated.fragments);
+                            dropped = true;
+                            false
+                        }
+                    });
+                }
+                if !dropped {
+                    break;
+                }
             }
         }
 
@@ -1030,13 +1038,7 @@ impl Engine {
                     match o.kind {
                         ObjectKind::Service if !o.is_template() => {
                             if let (Some(h), Some(d)) = (o.get_str("host_name"), o.get_str("service_description")) {
-                                services.insert(
-                                    ServiceRef {
-                                        host: h.into(),
-                                        description: d.into(),
-                                    },
-                                    o,
-                                );
+                                services.insert((h, d), o);
                             }
                         }
                         ObjectKind::ServiceDependency => {

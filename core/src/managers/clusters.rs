@@ -15,7 +15,7 @@ use crate::helpers::{DEFAULT_HOST, DEFAULT_SERVICE};
 use crate::nagios::{Bundle, CheckCommand, Command, Host, Object, ObjectKind, Service, Value};
 use crate::translator::{Registration, ServiceRef};
 
-use super::{Finding, Registered, ServiceIndex};
+use super::{Finding, Registered, ServiceIndex, index_key};
 
 /// The virtual host that carries every cluster check service.
 pub const CLUSTER_HOST: &str = "monitor-compile-clusters";
@@ -54,7 +54,7 @@ pub fn assemble<'a>(registered: &[Registered<'a>], services: &ServiceIndex<'_>) 
             else {
                 continue;
             };
-            if !services.contains_key(service) {
+            if !services.contains_key(&index_key(service)) {
                 out.errors.push(Finding::at(
                     r,
                     format!("cluster {name}: member {service} is not defined"),
@@ -109,7 +109,10 @@ pub fn assemble<'a>(registered: &[Registered<'a>], services: &ServiceIndex<'_>) 
         ));
         let mut groups = BTreeSet::new();
         for m in &members {
-            if let Some(v) = services.get(&m.service).and_then(|o| o.get("contact_groups")) {
+            if let Some(v) = services
+                .get(&index_key(&m.service))
+                .and_then(|o| o.get("contact_groups"))
+            {
                 groups.extend(v.names().into_iter().map(str::to_string));
             }
         }

@@ -60,5 +60,10 @@ impl Finding {
 /// another directive must add it here.
 pub const SERVICE_DIRECTIVES_READ: [&str; 3] = ["contact_groups", "active_checks_enabled", "passive_checks_enabled"];
 
-/// Every service of the pass, by host and description.
-pub type ServiceIndex<'a> = HashMap<ServiceRef, &'a Object>;
+/// Every service of the pass, by (host, description), borrowed from the fragments.
+pub type ServiceIndex<'a> = HashMap<(&'a str, &'a str), &'a Object>;
+
+/// The index key of a service reference.
+pub fn index_key(s: &ServiceRef) -> (&str, &str) {
+    (&s.host, &s.description)
+}

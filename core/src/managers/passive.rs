@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::translator::Registration;
 
-use super::{Finding, Registered, ServiceIndex};
+use super::{Finding, Registered, ServiceIndex, index_key};
 
 /// The ACL file's name in the output directory.
 pub const ACL_FILE: &str = "passive-acl.conf";
@@ -44,7 +44,7 @@ pub fn assemble(registered: &[Registered<'_>], services: &ServiceIndex<'_>) -> P
                 ));
                 continue;
             }
-            let Some(obj) = services.get(service) else {
+            let Some(obj) = services.get(&index_key(service)) else {
                 out.errors.push(Finding::at(
                     r,
                     format!("passive check registered for undefined service {service}"),

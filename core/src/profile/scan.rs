@@ -243,8 +243,7 @@ fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<us
                     pos = end;
                     continue;
                 }
-                let element = format!("{here}/{name_s}");
-                let close = skip_element(doc, end, name).map_err(|k| err(start, &element, k))?;
+                let close = skip_element(doc, end, name).map_err(|k| err(start, &format!("{here}/{name_s}"), k))?;
                 out.push(Span {
                     name: name_s,
                     start,
@@ -419,20 +418,60 @@ pub(crate) fn skip_element(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<u
     skip_careful(doc, from, name)
 }
 
-/// Close-tag finders, built once per element name and thread (building a memmem finder
-/// costs more than running it over a small component).
-fn with_finder<T>(pattern: &[u8], f: impl FnOnce(&memmem::Finder<'static>) -> T) -> T {
+/// A finder for an element's name. On x86-64 its packed-pair filter compares the name's
+/// first and last bytes at their distance: memmem's own choice of "rare" bytes can fall on
+/// bytes that a longer, very frequent name shares (`package`, 2,000 times in a package
+/// list, when looking for `packages`), and then every entry is a candidate to verify.
+struct NameFinder {
+    needle: Vec<u8>,
+    memmem: memmem::Finder<'static>,
+    #[cfg(target_arch = "x86_64")]
+    pair: Option<memchr::arch::x86_64::avx2::packedpair::Finder>,
+}
+
+impl NameFinder {
+    fn new(needle: &[u8]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let pair = needle
+            .len()
+            .checked_sub(1)
+            .and_then(|last| u8::try_from(last).ok())
+            .filter(|last| *last > 0)
+            .and_then(|last| memchr::arch::all::packedpair::Pair::with_indices(needle, 0, last))
+            .and_then(|pair| memchr::arch::x86_64::avx2::packedpair::Finder::with_pair(needle, pair));
+        NameFinder {
+            needle: needle.to_vec(),
+            memmem: memmem::Finder::new(needle).into_owned(),
+            #[cfg(target_arch = "x86_64")]
+            pair,
+        }
+    }
+
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(pair) = &self.pair
+            && haystack.len() >= pair.min_haystack_len()
+        {
+            return pair.find(haystack, &self.needle);
+        }
+        self.memmem.find(haystack)
+    }
+}
+
+/// Name finders, built once per element name and thread (building one costs more than
+/// running it over a small component).
+fn with_finder<T>(name: &[u8], f: impl FnOnce(&NameFinder) -> T) -> T {
     thread_local! {
-        static FINDERS: std::cell::RefCell<HashMap<Vec<u8>, memmem::Finder<'static>>> =
+        static FINDERS: std::cell::RefCell<HashMap<Vec<u8>, NameFinder>> =
             std::cell::RefCell::new(HashMap::new());
     }
     FINDERS.with(|cell| {
         let mut map = cell.borrow_mut();
-        if !map.contains_key(pattern) {
-            map.insert(pattern.to_vec(), memmem::Finder::new(pattern).into_owned());
+        if !map.contains_key(name) {
+            map.insert(name.to_vec(), NameFinder::new(name));
         }
         // Inserted just above when missing.
-        f(&map[pattern])
+        f(&map[name])
     })
 }
 
@@ -442,45 +481,38 @@ fn has_special_markup(region: &[u8]) -> bool {
     memchr::memchr2_iter(b'!', b'?', region).any(|i| i > 0 && region[i - 1] == b'<')
 }
 
-/// The memmem fast path; `None` when the region needs the careful scan.
+/// The memmem fast path; `None` when the region needs the careful scan. One memmem pass
+/// for the element's name finds both its end tag (`</name`) and any nested start tag of
+/// the same name (`<name`, which sends the region to the careful scan); one `memchr2`
+/// pass then checks the region for `<!` and `<?`.
 fn skip_fast(doc: &[u8], from: usize, name: &[u8]) -> Option<usize> {
-    let mut close = Vec::with_capacity(name.len() + 2);
-    close.extend_from_slice(b"</");
-    close.extend_from_slice(name);
-    let mut search = from;
-    let (cand, end) = loop {
-        let cand = search + with_finder(&close, |f| f.find(&doc[search..]))?;
-        let after = cand + close.len();
-        match doc.get(after) {
-            Some(b'>') => break (cand, after + 1),
-            Some(c) if c.is_ascii_whitespace() => {
-                let gt = skip_ws(doc, after);
-                if doc.get(gt) == Some(&b'>') {
-                    break (cand, gt + 1);
+    let delimiter = |b: Option<&u8>| matches!(b, None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n'));
+    let (cand, end) = with_finder(name, |f| {
+        let mut search = from;
+        while let Some(i) = f.find(&doc[search..]) {
+            let at = search + i;
+            search = at + 1;
+            let after = at + name.len();
+            if at >= from + 2 && doc[at - 2] == b'<' && doc[at - 1] == b'/' {
+                match doc.get(after) {
+                    Some(b'>') => return Some((at - 2, after + 1)),
+                    Some(c) if c.is_ascii_whitespace() => {
+                        let gt = skip_ws(doc, after);
+                        return (doc.get(gt) == Some(&b'>')).then_some((at - 2, gt + 1));
+                    }
+                    // A longer name (`</packagesx`): not this element's end tag.
+                    Some(_) => continue,
+                    None => return None,
                 }
+            }
+            if at > from && doc[at - 1] == b'<' && delimiter(doc.get(after)) {
+                // A nested element of the same name would make the first end tag its own.
                 return None;
             }
-            Some(_) => search = cand + 1,
-            None => return None,
         }
-    };
-    let region = &doc[from..cand];
-    if has_special_markup(region) {
-        return None;
-    }
-    // A nested element of the same name would make the first end tag its own.
-    let mut open = Vec::with_capacity(name.len() + 1);
-    open.push(b'<');
-    open.extend_from_slice(name);
-    let nested = with_finder(&open, |f| {
-        f.find_iter(region).any(|i| {
-            matches!(
-                region.get(i + open.len()),
-                None | Some(b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n')
-            )
-        })
-    });
-    if nested {
+        None
+    })?;
+    if has_special_markup(&doc[from..cand]) {
         return None;
     }
     Some(end)
@@ -532,6 +564,13 @@ mod tests {
         assert_eq!(skip_element(doc, 3, b"a").unwrap(), 36);
         let doc = b"<p><package><name>x</name></package></packages >";
         assert_eq!(skip_element(doc, 3, b"packages").unwrap(), doc.len());
+        // The name in text, in a longer name, and as a longer end tag: none of them count.
+        let doc = b"<p>packages <packagesx/><sub><subpackages/></sub></packagesx></packages>";
+        assert_eq!(skip_fast(doc, 3, b"packages"), Some(doc.len()));
+        // A nested start tag of the same name sends the region to the careful scan.
+        let doc = b"<a><a >x</a></a>";
+        assert_eq!(skip_fast(doc, 3, b"a"), None);
+        assert_eq!(skip_element(doc, 3, b"a").unwrap(), doc.len());
     }
 
     #[test]
