@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use fleet::generate::{Spec, generate, touch, touch_one};
 use monitor_core::base::BaseConfig;
 use monitor_core::engine::{Assembly, Engine, PassResult, find_profiles};
-use monitor_core::nagios::Bundle;
+use monitor_core::managers::clusters::{CLUSTER_HOST, cluster_service_description};
+use monitor_core::nagios::{Bundle, CheckCommand, Service};
 use monitor_core::profile::{Component, Select, read_profile};
 use monitor_core::translator::{Context, TranslateError, Translator};
 use monitor_core::users::TomlUsers;
@@ -298,4 +299,103 @@ fn incremental_equals_full(status: bool) {
     let again = engine.run_pass(&files).unwrap();
     assert_eq!(again.report.assembly, Assembly::Reused);
     assert_eq!(assembled(&again), assembled(&previous));
+}
+
+/// A translator whose service may depend on a cluster's service (`watch`: the cluster's
+/// name): a reference to an object only the cluster manager defines.
+struct ClusterWatcher;
+
+impl Translator for ClusterWatcher {
+    fn component(&self) -> &str {
+        "clusterwatch"
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn translate(&self, machine: &str, c: &Component, _ctx: &mut Context) -> Result<Bundle, TranslateError> {
+        let mut b = Bundle::new().with(
+            Service::new("default-service")
+                .host_name(machine)
+                .service_description("Cluster watcher")
+                .check_command(CheckCommand::new("check-host-alive")),
+        );
+        if let Some(cluster) = c.get_nonempty("watch") {
+            b.push(monitor_core::helpers::service_dependency(
+                CLUSTER_HOST,
+                &cluster_service_description(cluster),
+                machine,
+                "Cluster watcher",
+            ));
+        }
+        Ok(b)
+    }
+}
+
+#[test]
+fn a_reference_to_a_cluster_object_is_left_to_the_full_assembly() {
+    let (_, dir, files) = small_fleet();
+    // Machine 12 also runs the watcher, watching nothing yet.
+    edit(
+        dir.path(),
+        12,
+        ">cosign apacheconf<",
+        ">cosign apacheconf clusterwatch<",
+    );
+    edit(
+        dir.path(),
+        12,
+        "   <nagios_client>",
+        "   <clusterwatch>\n    <watch></watch>\n   </clusterwatch>\n   <nagios_client>",
+    );
+    let engine = || {
+        let mut translators = fleet::translators();
+        translators.push(Box::new(ClusterWatcher));
+        Engine::new(
+            translators,
+            Box::new(TomlUsers::new(samples().join("users.toml"))),
+            BaseConfig::default(),
+        )
+    };
+    let mut long_lived = engine();
+    let cold = long_lived.run_pass(&files).unwrap();
+    assert!(cold.report.errors.is_empty(), "{:#?}", cold.report.errors);
+    assert!(cold.output.files.values().any(|t| t.contains("Cluster watcher")));
+
+    // Now it depends on a cluster's service. A full assembly checks machines before the
+    // cluster manager defines its objects, so this is an error there; the patch must not
+    // accept it either.
+    edit(
+        dir.path(),
+        12,
+        "<watch></watch>",
+        "<watch>kdc-REALM0.EXAMPLE.ORG</watch>",
+    );
+    let pass = long_lived.run_pass(&files).unwrap();
+    let full = engine().run_pass(&files).unwrap();
+    assert_eq!(pass.report.assembly, Assembly::Full);
+    assert!(
+        pass.report
+            .errors
+            .iter()
+            .any(|e| e.machine.as_deref() == Some("m000012.example.org")
+                && e.component.as_deref() == Some("clusterwatch")
+                && e.message.contains("undefined service 'Cluster kdc-REALM0.EXAMPLE.ORG'")),
+        "{:#?}",
+        pass.report.errors
+    );
+    assert!(assembled(&pass) == assembled(&full), "the same as a full assembly");
+}
+
+#[test]
+fn without_incremental_state_every_change_assembles_in_full() {
+    let (spec, dir, files) = small_fleet();
+    let mut engine = fleet_engine();
+    engine.set_incremental(false);
+    engine.run_pass(&files).unwrap();
+    assert_eq!(engine.run_pass(&files).unwrap().report.assembly, Assembly::Reused);
+    touch_one(&spec, dir.path(), 12, 1).unwrap();
+    let pass = engine.run_pass(&files).unwrap();
+    assert_eq!(pass.report.assembly, Assembly::Full);
+    let full = fleet_engine().run_pass(&files).unwrap();
+    assert!(assembled(&pass) == assembled(&full));
 }

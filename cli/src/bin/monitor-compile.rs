@@ -206,6 +206,8 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     );
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    // One pass: nothing will patch it.
+    engine.set_incremental(false);
     let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&translators), copies);
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_pass(&files).map_err(|e| e.to_string())?;

@@ -277,6 +277,8 @@ pub struct Engine {
     status_services: bool,
     /// The last assembly, reused when nothing it depends on changed.
     last: Option<LastPass>,
+    /// Keep what the incremental assembly needs (off for a single pass).
+    incremental: bool,
 }
 
 struct LastPass {
@@ -309,6 +311,7 @@ impl Engine {
             broken_libraries: BTreeMap::new(),
             status_services: false,
             last: None,
+            incremental: true,
         };
         for t in translators {
             engine.add_translator(t, "builtin");
@@ -376,6 +379,12 @@ impl Engine {
     /// each one's compile result through Nagios.
     pub fn set_status_services(&mut self, on: bool) {
         self.status_services = on;
+    }
+
+    /// Whether to keep, after a full assembly, what the next pass needs to patch it
+    /// (`engine::incremental`; on by default). A single pass (`--once`) turns it off.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.incremental = on;
     }
 
     /// Remove the translator of `component` (its library was removed or is broken). Its
@@ -1214,7 +1223,7 @@ impl Engine {
         phase.mark("render");
         // Only an assembly without errors is patched later: the incremental path then
         // needs to show only that a change adds none.
-        let delta = report.errors.is_empty().then(|| {
+        let delta = (self.incremental && report.errors.is_empty()).then(|| {
             let mut bundles: Vec<&Bundle> = vec![&base, &clusters_out.objects, &deps_out.objects];
             bundles.extend(start_ok.iter().chain(&finish_ok).map(|(_, b)| b));
             for (_, parts) in kept.values() {
