@@ -247,7 +247,7 @@ fn write_synced(dir: &Path, output: &Output, previous: Option<&Path>) -> Result<
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         if let Some(prev) = previous.map(|p| p.join(rel))
-            && std::fs::read(&prev).is_ok_and(|old| old == text.as_bytes())
+            && crate::writer::has_contents(&prev, text.as_bytes())
             && std::fs::hard_link(&prev, &path).is_ok()
         {
             continue;

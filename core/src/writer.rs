@@ -38,7 +38,7 @@ pub fn write_output(dir: &Path, output: &Output) -> io::Result<WriteStats> {
         .par_iter()
         .map(|(rel, content)| -> io::Result<bool> {
             let path = dir.join(rel);
-            if std::fs::read(&path).is_ok_and(|old| old == content.as_bytes()) {
+            if has_contents(&path, content.as_bytes()) {
                 return Ok(false);
             }
             write_atomic(&path, content.as_bytes())?;
@@ -57,6 +57,11 @@ pub fn write_output(dir: &Path, output: &Output) -> io::Result<WriteStats> {
         }
     }
     Ok(stats)
+}
+
+/// True when the file at `path` holds exactly `content`.
+pub fn has_contents(path: &Path, content: &[u8]) -> bool {
+    std::fs::read(path).is_ok_and(|old| old == content)
 }
 
 /// Write through a temporary file in the same directory and rename it into place.

@@ -194,19 +194,8 @@ fn explicit_edges(parts: &[Part<'_>]) -> BTreeSet<(ServiceRef, ServiceRef)> {
     parts
         .iter()
         .flat_map(|p| p.translated.fragments.iter())
-        .filter(|o| o.kind == ObjectKind::ServiceDependency)
-        .filter_map(|o| {
-            let r = |h: &str, d: &str| {
-                Some(ServiceRef {
-                    host: o.get_str(h)?.into(),
-                    description: o.get_str(d)?.into(),
-                })
-            };
-            Some((
-                r("dependent_host_name", "dependent_service_description")?,
-                r("host_name", "service_description")?,
-            ))
-        })
+        .filter_map(crate::managers::dependencies::dependency_ends)
+        .map(|(master, dependent)| (dependent, master))
         .collect()
 }
 
@@ -223,7 +212,7 @@ fn bump<K: std::hash::Hash + Eq>(counts: &mut FxHashMap<K, u32>, key: K, add: bo
 }
 
 /// The services the parts define.
-fn services_of<'a>(parts: &[Part<'a>]) -> FxHashMap<(&'a str, &'a str), &'a crate::nagios::Object> {
+fn services_of<'a>(parts: &[Part<'a>]) -> Services<'a> {
     parts
         .iter()
         .flat_map(|p| p.translated.fragments.iter())
@@ -254,7 +243,15 @@ struct Change<'a> {
     rec: &'a MachineRecord,
     old: Vec<Part<'a>>,
     new: Vec<Part<'a>>,
+    /// The services the old and the new parts define.
+    services_before: Services<'a>,
+    services_after: Services<'a>,
+    /// Their own dependency edges, before and after.
+    edges_before: BTreeSet<(ServiceRef, ServiceRef)>,
+    edges_after: BTreeSet<(ServiceRef, ServiceRef)>,
 }
+
+type Services<'a> = FxHashMap<(&'a str, &'a str), &'a crate::nagios::Object>;
 
 impl Engine {
     /// Patch `last` with the fresh entries of this pass (file, entry it replaced). An error
@@ -289,21 +286,25 @@ impl Engine {
                 (false, false) if state.machines.contains_key(&new.machine) => {}
                 _ => return Err("a machine is monitored now and was not, or the reverse"),
             }
+            let (old, new_parts) = (parts_of(old), parts_of(new));
+            if registrations(&old) != registrations(&new_parts) || fixed_footprint(&old) != fixed_footprint(&new_parts)
+            {
+                return Err("registrations, or named objects or templates, changed");
+            }
             let change = Change {
                 machine: &new.machine,
                 file,
                 rec: new,
-                old: parts_of(old),
-                new: parts_of(new),
+                services_before: services_of(&old),
+                services_after: services_of(&new_parts),
+                edges_before: explicit_edges(&old),
+                edges_after: explicit_edges(&new_parts),
+                old,
+                new: new_parts,
             };
-            if registrations(&change.old) != registrations(&change.new)
-                || fixed_footprint(&change.old) != fixed_footprint(&change.new)
-            {
-                return Err("registrations, or named objects or templates, changed");
-            }
             // The services the managers read must be there before and after, with the same
             // values in the directives they read.
-            let (before, after) = (services_of(&change.old), services_of(&change.new));
+            let (before, after) = (&change.services_before, &change.services_after);
             for (key, o) in before.iter().chain(after.iter()) {
                 let mine = Some(read_by_managers(o));
                 let same = before.get(key).map(|o| read_by_managers(o)) == mine
@@ -325,8 +326,8 @@ impl Engine {
                     .undefine(&p.translated.fragments, &source(p.component, c.machine));
                 count_references(&mut state.service_refs, &p.translated.fragments, false);
             }
-            for (dependent, _) in explicit_edges(&c.old) {
-                bump(&mut state.dependents, ref_key(&dependent), false);
+            for (dependent, _) in &c.edges_before {
+                bump(&mut state.dependents, ref_key(dependent), false);
             }
         }
         for c in &work {
@@ -337,15 +338,14 @@ impl Engine {
                     .map_err(|_| "a duplicate definition")?;
                 count_references(&mut state.service_refs, &p.translated.fragments, true);
             }
-            for (dependent, _) in explicit_edges(&c.new) {
-                bump(&mut state.dependents, ref_key(&dependent), true);
+            for (dependent, _) in &c.edges_after {
+                bump(&mut state.dependents, ref_key(dependent), true);
             }
         }
         // The last assembly had no cycle, and a cycle through a new edge needs a way back
         // from its master: there is none when no edge leaves the master.
         for c in &work {
-            let before = explicit_edges(&c.old);
-            for (_, master) in explicit_edges(&c.new).difference(&before) {
+            for (_, master) in c.edges_after.difference(&c.edges_before) {
                 if state.dependents.contains_key(&ref_key(master)) {
                     return Err("a new dependency may close a cycle");
                 }
@@ -367,8 +367,7 @@ impl Engine {
                     .map_err(|_| "an undefined reference")?;
             }
             // A service that went away must be referred to by nothing.
-            let after = services_of(&c.new);
-            for (h, d) in services_of(&c.old).into_keys().filter(|k| !after.contains_key(k)) {
+            for &(h, d) in c.services_before.keys().filter(|k| !c.services_after.contains_key(*k)) {
                 if !state.defs.has_service(Some(h), Some(d)) && state.service_refs.contains_key(&service_key(h, d)) {
                     return Err("a removed service is still referred to");
                 }

@@ -1051,16 +1051,7 @@ impl Engine {
                             }
                         }
                         ObjectKind::ServiceDependency => {
-                            let r = |h: &str, d: &str| {
-                                Some(ServiceRef {
-                                    host: o.get_str(h)?.into(),
-                                    description: o.get_str(d)?.into(),
-                                })
-                            };
-                            if let (Some(master), Some(dependent)) = (
-                                r("host_name", "service_description"),
-                                r("dependent_host_name", "dependent_service_description"),
-                            ) {
+                            if let Some((master, dependent)) = dependencies::dependency_ends(o) {
                                 explicit.push(Explicit {
                                     master,
                                     dependent,

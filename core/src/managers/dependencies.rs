@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::helpers::service_dependency;
-use crate::nagios::Bundle;
+use crate::nagios::{Bundle, Object, ObjectKind};
 use crate::translator::{Registration, ServiceRef};
 
 use super::{Finding, Registered};
@@ -32,6 +32,23 @@ pub struct Explicit {
     pub dependent: ServiceRef,
     pub machine: String,
     pub component: String,
+}
+
+/// The (master, dependent) services of a `servicedependency` object, when it names both.
+pub fn dependency_ends(o: &Object) -> Option<(ServiceRef, ServiceRef)> {
+    if o.kind != ObjectKind::ServiceDependency {
+        return None;
+    }
+    let end = |h: &str, d: &str| {
+        Some(ServiceRef {
+            host: o.get_str(h)?.into(),
+            description: o.get_str(d)?.into(),
+        })
+    };
+    Some((
+        end("host_name", "service_description")?,
+        end("dependent_host_name", "dependent_service_description")?,
+    ))
 }
 
 /// Assemble dependencies. `cluster_tags` are the tags the cluster manager provides.

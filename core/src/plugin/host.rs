@@ -136,12 +136,18 @@ fn cstr(p: *const std::ffi::c_char) -> String {
 
 /// Load one library. `copy_dir` receives the content-addressed copy.
 pub fn load(path: &Path, copy_dir: &Path) -> Result<PluginTranslator, LoadError> {
+    let (bytes, digest) = read_hashed(path)?;
+    load_bytes(path, &bytes, digest, copy_dir)
+}
+
+/// A library's bytes and their blake3 (hex): its identity.
+fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let digest = blake3::hash(&bytes).to_hex().to_string();
-    load_bytes(path, &bytes, digest, copy_dir)
+    Ok((bytes, digest))
 }
 
 /// Load a library whose bytes were read (and hashed into `digest`) from `path`.
@@ -468,14 +474,13 @@ impl PluginSet {
             if stat.is_some() && seen.is_some_and(|(s, _)| *s == stat) {
                 continue;
             }
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(source) => {
-                    r.broken.push(LoadError::Io { path, source });
+            let (bytes, digest) = match read_hashed(&path) {
+                Ok(read) => read,
+                Err(e) => {
+                    r.broken.push(e);
                     continue;
                 }
             };
-            let digest = blake3::hash(&bytes).to_hex().to_string();
             let unchanged = seen.is_some_and(|(_, d)| *d == digest);
             self.seen.insert(path.clone(), (stat, digest.clone()));
             if unchanged {

@@ -261,27 +261,21 @@ impl<'a> Parser<'a> {
                         Event::Empty(c) => (c, true),
                         _ => unreachable!("matched Start or Empty above"),
                     };
-                    let child_tag = if child.name().as_ref().ends_with("_RECORD") {
-                        self.record(
-                            child,
-                            cat,
-                            child_empty,
-                            own_templates.as_deref(),
-                            &tags2,
-                            child_base.clone(),
-                            &path,
-                        )?
+                    let element = if child.name().as_ref().ends_with("_RECORD") {
+                        Self::record
                     } else {
-                        self.resource(
-                            child,
-                            cat,
-                            child_empty,
-                            own_templates.as_deref(),
-                            &tags2,
-                            child_base.clone(),
-                            &path,
-                        )?
+                        Self::resource
                     };
+                    let child_tag = element(
+                        self,
+                        child,
+                        cat,
+                        child_empty,
+                        own_templates.as_deref(),
+                        &tags2,
+                        child_base.clone(),
+                        &path,
+                    )?;
                     if let Some(t) = child_tag {
                         child_tags.push(t);
                     }
