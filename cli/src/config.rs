@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use monitor_core::deploy::Reload;
+use monitor_core::guard::RemovalPolicy;
 use serde::Deserialize;
 
 /// Everything the daemon needs, after the file and the flags are merged.
@@ -58,6 +59,30 @@ pub struct Settings {
     /// The mail program for e-mail notifications.
     #[serde(default)]
     pub mail_command: Option<PathBuf>,
+    /// How much one deploy may remove before it is held for `monitor-compile approve`.
+    #[serde(default)]
+    pub removal_guard: RemovalPolicy,
+    /// The host of the `monitor-compile: deploy` service: the monitoring server's own
+    /// machine when it is compiled from a profile, or else a virtual host of this name.
+    #[serde(default = "default_self_host")]
+    pub self_host: String,
+    /// Contact groups notified by the deploy service (held, rejected or failed deploys).
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Nagios's status file, polled to notice that Nagios (re)started. Default: the
+    /// `status_file=` of `nagios_config`.
+    #[serde(default)]
+    pub status_file: Option<PathBuf>,
+    /// How often to look at the status file, in milliseconds.
+    #[serde(default = "default_nagios_poll_ms")]
+    pub nagios_poll_ms: u64,
+}
+
+fn default_self_host() -> String {
+    "monitor-compile".into()
+}
+fn default_nagios_poll_ms() -> u64 {
+    1000
 }
 
 fn default_translators() -> Vec<PathBuf> {
@@ -189,6 +214,16 @@ impl Settings {
 
     pub fn cache_path(&self) -> PathBuf {
         self.cache.clone().unwrap_or_else(|| self.state_dir.join("cache.redb"))
+    }
+
+    /// The status file to poll: `status_file`, or the main config's `status_file=`.
+    pub fn nagios_status_file(&self) -> Option<PathBuf> {
+        if let Some(f) = &self.status_file {
+            return Some(f.clone());
+        }
+        let main = std::fs::read_to_string(&self.nagios_config).ok()?;
+        let dir = self.nagios_config.parent().unwrap_or(Path::new("/"));
+        monitor_core::deploy::main_config_path(&main, dir, "status_file")
     }
 
     pub fn reload_method(&self) -> Reload {

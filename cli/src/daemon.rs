@@ -1,6 +1,8 @@
-//! The daemon: watch the profile directories, debounce bursts of changes into one pass,
-//! rescan periodically as a safety net, keep the cache on disk, deploy every change
-//! safely, and report each (machine, component)'s result through Nagios.
+//! The daemon: watch the profile and translator directories, debounce bursts of changes
+//! into one pass, rescan periodically as a safety net, keep the cache on disk, hold
+//! sets that would remove too much (the removal guard), deploy every other change
+//! safely, and report each (machine, component)'s result, and its own deploy result,
+//! through Nagios: changed results at once, every result whenever Nagios (re)starts.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +10,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monitor_core::base::BaseConfig;
-use monitor_core::deploy::{self, DeployConfig, Deployed};
-use monitor_core::engine::{Engine, Outcome, PassReport, find_profiles};
+use monitor_core::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
+use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, PassReport, find_profiles};
+use monitor_core::guard::{Inventory, InventoryCache, Removal};
 use monitor_core::plugin::host::PluginSet;
 use monitor_core::store::Store;
 use monitor_core::users::TomlUsers;
@@ -18,6 +21,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Overrides, Settings};
 
+/// How long each phase of the last pass took, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// Plugin refresh and listing the profile directories.
+    pub scan_ms: f64,
+    /// The compile pass (read, parse, translate, assemble) and saving the cache.
+    pub compile_ms: f64,
+    /// Writing and syncing the new set.
+    pub write_ms: f64,
+    /// `nagios -v`.
+    pub validate_ms: f64,
+    /// The swap and the reload.
+    pub reload_ms: f64,
+    /// Submitting results through the command file.
+    pub submit_ms: f64,
+}
+
+/// A set (or a pass) the daemon did not deploy, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    /// The held set's digest (none when the inputs themselves were missing or empty).
+    pub set: Option<String>,
+    /// Unix time it was first held.
+    pub since: u64,
+    pub reasons: Vec<String>,
+    /// What it would remove from the live set.
+    pub removal: Option<Removal>,
+}
+
 /// What the last pass did, written to `STATE_DIR/status.json` for `monitor-compile status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -25,17 +57,43 @@ pub struct Status {
     /// Unix time the pass started.
     pub started_at: u64,
     pub duration_ms: u64,
+    #[serde(default)]
+    pub phases: PhaseTimes,
     /// The pass's report: machines, services, parsed, cache hits, errors, warnings, ...
     #[serde(flatten)]
     pub report: PassReport,
     /// Profiles that do not parse but are still within the grace period.
     pub pending_profiles: Vec<PathBuf>,
+    /// The set held by the removal guard (or the held inputs), if any.
+    #[serde(default)]
+    pub held: Option<Held>,
+    /// The deploy's result.
     pub deploy: serde_json::Value,
+    /// Results written to the command file in this pass.
+    #[serde(default)]
+    pub submitted: usize,
+}
+
+/// The file `monitor-compile approve` writes: the digest of the held set to deploy.
+pub fn approval_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("approved-set")
 }
 
 enum Event {
     Changed,
     Signal(i32),
+}
+
+/// A watched directory and the identity (device, inode) it had when the watch was set.
+struct Watched {
+    path: PathBuf,
+    recursive: bool,
+    id: Option<(u64, u64)>,
+}
+
+fn dir_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 struct Daemon {
@@ -48,6 +106,21 @@ struct Daemon {
     /// When each currently unparseable profile was first seen unparseable.
     first_broken: HashMap<PathBuf, Instant>,
     watcher: Option<notify::RecommendedWatcher>,
+    watched: Vec<Watched>,
+    /// The hosts and services of the live set (read from disk at start).
+    live_inventory: Option<Inventory>,
+    inventory_cache: InventoryCache,
+    held: Option<Held>,
+    /// The results of the last pass, to (re)submit.
+    results: Vec<ServiceResult>,
+    /// What Nagios was last told, per (host, service).
+    submitted: HashMap<(String, String), (u8, String)>,
+    /// Nagios's status file and the `program_start` last seen in it.
+    status_file: Option<PathBuf>,
+    nagios_start: Option<u64>,
+    /// After a reload: the Unix time it was sent, and when to give up waiting for
+    /// Nagios to restart; results wait until then.
+    awaiting_restart: Option<(u64, Instant)>,
 }
 
 /// Run until SIGTERM or SIGINT.
@@ -58,6 +131,7 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGUSR1,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let sig_tx = tx.clone();
@@ -75,11 +149,13 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
     let mut due: Option<Instant> = Some(Instant::now());
     let mut burst_start: Option<Instant> = None;
     let mut next_rescan = Instant::now() + Duration::from_secs(d.settings.rescan_seconds);
+    let mut next_poll = Instant::now();
     loop {
         let now = Instant::now();
         if due.is_some_and(|t| now >= t) {
             due = None;
             burst_start = None;
+            d.check_watches();
             let retry = d.pass();
             next_rescan = Instant::now() + Duration::from_secs(d.settings.rescan_seconds);
             if let Some(at) = retry {
@@ -87,7 +163,11 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
             }
             continue;
         }
-        let wake = due.unwrap_or(next_rescan).min(next_rescan);
+        if now >= next_poll {
+            d.poll_nagios();
+            next_poll = now + Duration::from_millis(d.settings.nagios_poll_ms.max(100));
+        }
+        let wake = due.unwrap_or(next_rescan).min(next_rescan).min(next_poll);
         match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(Event::Changed) => {
                 // Debounce: wait for a quiet period, but never longer than 10 of them.
@@ -101,6 +181,10 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
                     Ok(()) => due = Some(Instant::now()),
                     Err(e) => tracing::error!(error = %e, "keeping the old configuration"),
                 }
+            }
+            Ok(Event::Signal(s)) if s == signal_hook::consts::SIGUSR1 => {
+                tracing::info!("SIGUSR1: compiling now (an approval, or a request)");
+                due = Some(Instant::now());
             }
             Ok(Event::Signal(_)) => {
                 tracing::info!("stopping");
@@ -117,6 +201,17 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 impl Daemon {
     fn new(config_file: Option<PathBuf>, overrides: Overrides, settings: Settings) -> Result<Daemon, String> {
         let (store, cache) = Store::open(&settings.cache_path()).map_err(|e| e.to_string())?;
@@ -124,6 +219,8 @@ impl Daemon {
         engine.set_cache(cache);
         let plugins = PluginSet::new(settings.translators.clone(), settings.state_dir.join("plugins"));
         deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
+        let status_file = settings.nagios_status_file();
+        let nagios_start = status_file.as_deref().and_then(deploy::nagios_program_start);
         Ok(Daemon {
             config_file,
             overrides,
@@ -133,25 +230,110 @@ impl Daemon {
             plugins,
             first_broken: HashMap::new(),
             watcher: None,
+            watched: Vec::new(),
+            live_inventory: None,
+            inventory_cache: InventoryCache::default(),
+            held: None,
+            results: Vec::new(),
+            submitted: HashMap::new(),
+            status_file,
+            nagios_start,
+            awaiting_restart: None,
         })
     }
 
+    /// Watch the profile directories (recursively), the translator directories, and the
+    /// parent of each, so that a directory that is replaced (a remount, a rename) or
+    /// appears later is noticed and watched again.
     fn watch(&mut self, tx: mpsc::Sender<Event>) -> Result<(), String> {
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // The parents are watched only for what happens to the directories themselves:
+        // other changes there (a log file beside them) are not ours.
+        let ours: Vec<PathBuf> = self
+            .settings
+            .profiles
+            .iter()
+            .chain(&self.settings.translators)
+            .cloned()
+            .collect();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res
                 && !matches!(ev.kind, notify::EventKind::Access(_))
+                && ev.paths.iter().any(|p| ours.iter().any(|d| p.starts_with(d)))
             {
                 let _ = tx.send(Event::Changed);
             }
         })
         .map_err(|e| format!("cannot watch the profile directories: {e}"))?;
-        for dir in &self.settings.profiles {
-            watcher
-                .watch(dir, notify::RecursiveMode::Recursive)
-                .map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
-        }
         self.watcher = Some(watcher);
+        self.watched.clear();
+        let dirs: Vec<(PathBuf, bool)> = self
+            .settings
+            .profiles
+            .iter()
+            .map(|d| (d.clone(), true))
+            .chain(self.settings.translators.iter().map(|d| (d.clone(), false)))
+            .collect();
+        let mut parents: Vec<PathBuf> = Vec::new();
+        for (dir, recursive) in dirs {
+            if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+                && !parents.iter().any(|q| q == p)
+            {
+                parents.push(p.to_path_buf());
+            }
+            let id = self.add_watch(&dir, recursive);
+            self.watched.push(Watched {
+                path: dir,
+                recursive,
+                id,
+            });
+        }
+        for p in parents {
+            self.add_watch(&p, false);
+        }
         Ok(())
+    }
+
+    fn add_watch(&mut self, dir: &Path, recursive: bool) -> Option<(u64, u64)> {
+        let w = self.watcher.as_mut()?;
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        match w.watch(dir, mode) {
+            Ok(()) => dir_id(dir),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot watch (yet)");
+                None
+            }
+        }
+    }
+
+    /// Watch again every directory that was replaced or has appeared since its watch
+    /// was set.
+    fn check_watches(&mut self) {
+        for i in 0..self.watched.len() {
+            let (path, recursive, id) = {
+                let w = &self.watched[i];
+                (w.path.clone(), w.recursive, w.id)
+            };
+            let now = dir_id(&path);
+            if now == id {
+                continue;
+            }
+            if let Some(w) = self.watcher.as_mut() {
+                let _ = w.unwatch(&path);
+            }
+            let id = if now.is_some() {
+                self.add_watch(&path, recursive)
+            } else {
+                None
+            };
+            if id.is_some() {
+                tracing::info!(dir = %path.display(), "directory replaced or back: watching it again");
+            }
+            self.watched[i].id = id;
+        }
     }
 
     fn reconfigure(&mut self, tx: mpsc::Sender<Event>) -> Result<(), String> {
@@ -166,26 +348,140 @@ impl Daemon {
         self.engine = make_engine(&settings);
         self.engine.set_cache(cache);
         self.plugins = PluginSet::new(settings.translators.clone(), settings.state_dir.join("plugins"));
+        if settings.output != self.settings.output {
+            self.live_inventory = None;
+        }
+        self.status_file = settings.nagios_status_file();
         self.settings = settings;
         self.watch(tx)
     }
 
-    /// One pass: compile, persist, deploy, report. Returns when to retry early (a profile
-    /// still within its grace period).
-    fn pass(&mut self) -> Option<Instant> {
-        let started = Instant::now();
-        let started_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        crate::refresh_plugins(&mut self.plugins, &mut self.engine);
-        let mut files = Vec::new();
-        for dir in &self.settings.profiles {
-            match find_profiles(dir) {
-                Ok(f) => files.extend(f),
-                Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot list profiles"),
+    /// Look at Nagios's status file: when Nagios has (re)started, it knows none of our
+    /// results (or only retained ones): submit every result.
+    fn poll_nagios(&mut self) {
+        let Some(f) = &self.status_file else { return };
+        let start = deploy::nagios_program_start(f);
+        if let Some(started) = start
+            && start != self.nagios_start
+        {
+            self.nagios_start = start;
+            match self.awaiting_restart {
+                Some((sent, _)) if started >= sent => {
+                    // Our own reload: Nagios kept its states, so only what changed (new
+                    // services among it) is submitted.
+                    tracing::debug!(program_start = started, "Nagios restarted after the reload");
+                    self.awaiting_restart = None;
+                }
+                _ => {
+                    // Started or restarted by someone else (or before our reload): it may
+                    // know none of our results.
+                    tracing::info!(program_start = started, "Nagios (re)started: submitting every result");
+                    self.submitted.clear();
+                }
+            }
+            self.submit();
+        } else if self.awaiting_restart.is_some_and(|(_, t)| Instant::now() >= t) {
+            tracing::warn!("Nagios did not restart after the reload in time: submitting every result anyway");
+            self.awaiting_restart = None;
+            self.submitted.clear();
+            self.submit();
+        }
+    }
+
+    /// Submit the results that Nagios has not been told yet. Returns how many.
+    fn submit(&mut self) -> usize {
+        if self.awaiting_restart.is_some() {
+            return 0;
+        }
+        let changed: Vec<&ServiceResult> = self
+            .results
+            .iter()
+            .filter(|r| {
+                self.submitted.get(&(r.host.clone(), r.description.clone())) != Some(&(r.code, r.output.clone()))
+            })
+            .collect();
+        if changed.is_empty() {
+            return 0;
+        }
+        match deploy::submit_service_results(&self.settings.command_file, &changed) {
+            Ok(()) => {
+                let n = changed.len();
+                tracing::debug!(results = n, "results submitted");
+                let keys: Vec<((String, String), (u8, String))> = changed
+                    .iter()
+                    .map(|r| ((r.host.clone(), r.description.clone()), (r.code, r.output.clone())))
+                    .collect();
+                self.submitted.extend(keys);
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot submit results to Nagios");
+                0
             }
         }
+    }
+
+    /// List every profile directory. A directory that is missing, empty or cannot be
+    /// listed holds the pass: it is never read as "these machines are gone".
+    fn list_profiles(&self) -> Result<Vec<PathBuf>, Vec<String>> {
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        for dir in &self.settings.profiles {
+            match list_profile_dir(dir) {
+                Ok(f) => files.extend(f),
+                Err(e) => problems.push(e),
+            }
+        }
+        if problems.is_empty() { Ok(files) } else { Err(problems) }
+    }
+
+    fn deploy_result(&self, code: u8, output: String) -> Option<ServiceResult> {
+        Some(ServiceResult {
+            host: self.settings.self_host.clone(),
+            description: DEPLOY_SERVICE.into(),
+            code,
+            output,
+        })
+    }
+
+    /// One pass: compile, persist, guard, deploy, report. Returns when to retry early (a
+    /// profile still within its grace period).
+    fn pass(&mut self) -> Option<Instant> {
+        let started = Instant::now();
+        let started_at = unix_now();
+        let clock = (started, started_at);
+        let mut phases = PhaseTimes::default();
+        crate::refresh_plugins(&mut self.plugins, &mut self.engine);
+        let files = match self.list_profiles() {
+            Ok(files) => files,
+            Err(problems) => {
+                phases.scan_ms = ms_since(started);
+                for p in &problems {
+                    tracing::error!("{p}; the pass is held and the live configuration is unchanged");
+                }
+                let since = match &self.held {
+                    Some(h) if h.set.is_none() => h.since,
+                    _ => started_at,
+                };
+                self.held = Some(Held {
+                    set: None,
+                    since,
+                    reasons: problems.clone(),
+                    removal: None,
+                });
+                let msg = format!("CRITICAL: pass held: {}", problems.join(" / "));
+                self.results.retain(|r| r.description != DEPLOY_SERVICE);
+                self.results.extend(self.deploy_result(2, msg));
+                let t = Instant::now();
+                let submitted = self.submit();
+                phases.submit_ms = ms_since(t);
+                let deploy = serde_json::json!({ "result": "held", "reasons": problems });
+                self.record(clock, phases, PassReport::default(), Vec::new(), deploy, submitted);
+                return None;
+            }
+        };
+        phases.scan_ms = ms_since(started);
+        let t = Instant::now();
         let result = match self.engine.run_pass(&files) {
             Ok(r) => r,
             Err(e) => {
@@ -196,6 +492,7 @@ impl Daemon {
         if let Err(e) = self.store.save(self.engine.cache(), &result.changed_files) {
             tracing::error!(error = %e, "cannot save the cache");
         }
+        phases.compile_ms = ms_since(t);
 
         // A profile that does not parse may still be being written: hold its errors back
         // until it has stayed broken for the grace period.
@@ -219,38 +516,204 @@ impl Daemon {
                 }
             }
         }
-        let reportable: Vec<&Outcome> = outcomes.iter().filter(|o| !pending.contains(&o.file)).collect();
+        let machine_results: Vec<ServiceResult> = outcomes
+            .iter()
+            .filter(|o| !pending.contains(&o.file))
+            .map(ServiceResult::of_outcome)
+            .collect();
 
-        let deployed = deploy::deploy(&deploy_config(&self.settings), &result.output);
-        let deploy_json = match &deployed {
-            Ok(d) => serde_json::to_value(d).unwrap_or_default(),
-            Err(e) => serde_json::json!({ "result": "error", "error": e.to_string() }),
+        // The removal guard.
+        let cfg = deploy_config(&self.settings);
+        let set = deploy::digest(&result.output);
+        let new_inventory = self.inventory_cache.inventory(&result.output);
+        let live = match &self.live_inventory {
+            Some(l) => Ok(l.clone()),
+            None => Inventory::of_dir(&self.settings.output)
+                .map_err(|e| format!("{}: cannot read the live set: {e}", self.settings.output.display())),
         };
-        match &deployed {
-            Ok(Deployed::Deployed { set, .. }) => {
-                tracing::info!(set, "deployed and reloaded");
-                std::thread::sleep(Duration::from_secs(self.settings.submit_delay_seconds));
+        let (removal, mut reasons) = match &live {
+            Ok(l) => {
+                self.live_inventory = Some(l.clone());
+                let r = Removal::between(l, &new_inventory);
+                let why = r.exceeds(&self.settings.removal_guard);
+                (Some(r), why)
             }
-            Ok(Deployed::Unchanged { .. }) => tracing::debug!("configuration unchanged"),
-            Ok(other) => tracing::error!(result = ?other, "deploy did not go through"),
-            Err(e) => tracing::error!(error = %e, "deploy failed; the live configuration is unchanged"),
-        }
-        if !matches!(deployed, Ok(Deployed::Rejected { .. }) | Err(_))
-            && let Err(e) = deploy::submit_results(&self.settings.command_file, &reportable)
-        {
-            tracing::warn!(error = %e, "cannot submit results to Nagios");
-        }
-        let status = Status {
-            pid: std::process::id(),
-            started_at,
-            duration_ms: started.elapsed().as_millis() as u64,
-            report: result.report,
-            pending_profiles: pending,
-            deploy: deploy_json,
+            Err(e) => (None, vec![e.clone()]),
         };
-        write_status(&self.settings.state_dir, &status);
+        let approved = std::fs::read_to_string(approval_path(&self.settings.state_dir)).is_ok_and(|a| a.trim() == set);
+        if approved && !reasons.is_empty() {
+            tracing::warn!(set, summary = %removal.as_ref().map(Removal::summary).unwrap_or_default(), "removal approved by an administrator: deploying");
+            reasons.clear();
+        }
+
+        let mut timings = DeployTimings::default();
+        let (deploy_json, deploy_result, wait_for_restart, submit_machines) = if !reasons.is_empty() {
+            let summary = removal.as_ref().map(Removal::summary).unwrap_or_default();
+            tracing::error!(
+                set,
+                reasons = %reasons.join("; "),
+                %summary,
+                "configuration held by the removal guard; the live configuration is unchanged. Run `monitor-compile approve` to deploy it"
+            );
+            let since = match &self.held {
+                Some(h) if h.set.as_deref() == Some(set.as_str()) => h.since,
+                _ => started_at,
+            };
+            self.held = Some(Held {
+                set: Some(set.clone()),
+                since,
+                reasons: reasons.clone(),
+                removal: removal.clone(),
+            });
+            (
+                serde_json::json!({ "result": "held", "set": set, "reasons": reasons, "summary": summary }),
+                self.deploy_result(
+                    2,
+                    format!(
+                        "CRITICAL: new configuration held: {}; {summary}; run monitor-compile approve to deploy it",
+                        reasons.join("; ")
+                    ),
+                ),
+                false,
+                true,
+            )
+        } else {
+            let deployed = deploy::deploy_timed(&cfg, &result.output, &mut timings);
+            phases.write_ms = timings.write_ms;
+            phases.validate_ms = timings.validate_ms;
+            phases.reload_ms = timings.reload_ms;
+            let json = match &deployed {
+                Ok(d) => serde_json::to_value(d).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "result": "error", "error": e.to_string() }),
+            };
+            let hosts = new_inventory.hosts.len();
+            let services = new_inventory.services.len();
+            let ok = |set: &str| format!("OK: configuration {set} is live ({hosts} hosts, {services} services)");
+            let mut wait = false;
+            let res = match &deployed {
+                Ok(Deployed::Deployed {
+                    set,
+                    reload_error: None,
+                    ..
+                }) => {
+                    tracing::info!(set, hosts, services, "deployed and reloaded");
+                    wait = !matches!(cfg.reload, deploy::Reload::None);
+                    (0, ok(set))
+                }
+                Ok(Deployed::Deployed {
+                    set,
+                    reload_error: Some(reason),
+                    ..
+                }) => {
+                    // Only the very first set is kept without a reload (there is nothing
+                    // to roll back to): Nagios is not running yet, and loads it when it starts.
+                    tracing::warn!(set, %reason, "deployed; Nagios could not be reloaded (is it running?)");
+                    (0, format!("{}; Nagios was not running to reload", ok(set)))
+                }
+                Ok(Deployed::Unchanged { set }) => {
+                    tracing::debug!("configuration unchanged");
+                    (0, ok(set))
+                }
+                Ok(Deployed::Rejected { errors, .. }) => (
+                    2,
+                    format!(
+                        "CRITICAL: nagios -v rejected the new configuration ({} errors): {}",
+                        errors.len(),
+                        errors.first().map(String::as_str).unwrap_or("")
+                    ),
+                ),
+                Ok(Deployed::RolledBack { reason, .. }) => {
+                    tracing::error!(%reason, "the reload failed; the previous configuration was restored");
+                    (
+                        1,
+                        format!("WARNING: reload failed, previous configuration restored: {reason}"),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "deploy failed; the live configuration is unchanged");
+                    (2, format!("CRITICAL: deploy failed: {e}"))
+                }
+            };
+            if matches!(deployed, Ok(Deployed::Deployed { .. } | Deployed::Unchanged { .. })) {
+                self.held = None;
+                self.live_inventory = Some(new_inventory);
+                let _ = std::fs::remove_file(approval_path(&self.settings.state_dir));
+            }
+            let machines = !matches!(deployed, Ok(Deployed::Rejected { .. }) | Err(_));
+            (json, self.deploy_result(res.0, res.1), wait, machines)
+        };
+
+        // Results: the machines' (unless the set is not what Nagios runs) and the deploy's.
+        if submit_machines {
+            self.results = machine_results;
+        }
+        self.results.retain(|r| r.description != DEPLOY_SERVICE);
+        self.results.extend(deploy_result);
+        let t = Instant::now();
+        let submitted = if wait_for_restart {
+            match &self.status_file {
+                // Nagios is restarting: submit everything once it has (poll_nagios).
+                Some(_) => {
+                    self.awaiting_restart = Some((started_at, Instant::now() + Duration::from_secs(60)));
+                    0
+                }
+                None => {
+                    std::thread::sleep(Duration::from_secs(self.settings.submit_delay_seconds));
+                    self.submitted.clear();
+                    self.submit()
+                }
+            }
+        } else {
+            self.submit()
+        };
+        phases.submit_ms = ms_since(t);
+        self.record(clock, phases, result.report, pending, deploy_json, submitted);
         retry
     }
+
+    /// Write `status.json` for the pass that started at `clock`.
+    fn record(
+        &self,
+        clock: (Instant, u64),
+        phases: PhaseTimes,
+        report: PassReport,
+        pending_profiles: Vec<PathBuf>,
+        deploy: serde_json::Value,
+        submitted: usize,
+    ) {
+        let status = Status {
+            pid: std::process::id(),
+            started_at: clock.1,
+            duration_ms: clock.0.elapsed().as_millis() as u64,
+            phases,
+            report,
+            pending_profiles,
+            held: self.held.clone(),
+            deploy,
+            submitted,
+        };
+        write_status(&self.settings.state_dir, &status);
+    }
+}
+
+/// The profiles of one configured directory, or why the pass must be held.
+pub fn list_profile_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: the profile directory is missing", dir.display()));
+        }
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => return Err(format!("{}: not a directory", dir.display())),
+        Ok(_) => {}
+    }
+    let files = find_profiles(dir).map_err(|e| format!("{}: cannot list the profiles: {e}", dir.display()))?;
+    if files.is_empty() {
+        return Err(format!(
+            "{}: the profile directory holds no profiles (*.xml, *.xml.gz)",
+            dir.display()
+        ));
+    }
+    Ok(files)
 }
 
 fn make_engine(s: &Settings) -> Engine {
@@ -263,6 +726,10 @@ fn make_engine(s: &Settings) -> Engine {
     }
     let mut engine = Engine::new(crate::builtin_translators(), Box::new(TomlUsers::new(&s.users)), base);
     engine.set_status_services(true);
+    engine.set_deploy_service(Some(DeployService {
+        host: s.self_host.clone(),
+        contact_groups: s.admin_groups.clone(),
+    }));
     engine
 }
 

@@ -45,20 +45,9 @@ pub fn init_logging(default_level: &str) {
         .try_init();
 }
 
-/// The human summary of a pass, for stderr.
-pub fn summary(report: &PassReport) -> String {
-    let mut s = format!(
-        "monitor-compile: {} machines, {} services, {} errors, {} warnings, {} unknown components ({} files: {} parsed, {} translate calls, {} from cache)\n",
-        report.machines,
-        report.services,
-        report.errors.len(),
-        report.warnings.len(),
-        report.unknown_components.len(),
-        report.files,
-        report.parsed,
-        report.translated,
-        report.cache_hits,
-    );
+/// The human report of a pass, for stderr: every error, warning and unknown component.
+pub fn problems(report: &PassReport) -> String {
+    let mut s = String::new();
     for e in &report.errors {
         s.push_str(&format!("error: {e}\n"));
     }
@@ -69,6 +58,23 @@ pub fn summary(report: &PassReport) -> String {
         s.push_str(&format!("unknown component: {u}\n"));
     }
     s
+}
+
+/// The one summary line of a pass, printed last, with the elapsed time.
+pub fn summary(report: &PassReport, elapsed: std::time::Duration) -> String {
+    format!(
+        "monitor-compile: {} machines, {} services, {} errors, {} warnings, {} unknown components ({} files: {} parsed, {} translate calls, {} from cache) in {:.2} s\n",
+        report.machines,
+        report.services,
+        report.errors.len(),
+        report.warnings.len(),
+        report.unknown_components.len(),
+        report.files,
+        report.parsed,
+        report.translated,
+        report.cache_hits,
+        elapsed.as_secs_f64(),
+    )
 }
 
 /// The translator directories to scan: those given, or the package directory.
@@ -85,6 +91,16 @@ pub fn translator_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
 /// ones are recorded so that every pass reports them.
 pub fn refresh_plugins(set: &mut PluginSet, engine: &mut Engine) {
     let refresh = set.refresh();
+    for path in &refresh.removed {
+        // An uninstalled plugin stops serving; a built-in translator of the same component
+        // (which it had replaced) serves again.
+        if let Some(component) = engine.library_removed(path)
+            && let Some(builtin) = builtin_translators().into_iter().find(|t| t.component() == component)
+        {
+            tracing::info!(component, "the built-in translator serves again");
+            engine.add_translator(builtin, "builtin");
+        }
+    }
     for p in refresh.loaded {
         engine.add_plugin(p);
     }

@@ -89,7 +89,7 @@ fn missing_profile_directory_is_fatal() {
     let out = tempfile::tempdir().unwrap();
     let r = compile(Path::new("/nonexistent/profiles"), out.path(), &[]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/profiles: not a directory"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/profiles: the profile directory is missing"));
 }
 
 fn monitor_test(args: &[&str]) -> std::process::Output {
@@ -283,5 +283,137 @@ fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
         stderr.contains("error: broken translator library: ")
             && stderr.contains("zz-bad.so: built for plugin ABI version 999"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn once_holds_a_mass_removal_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(compile(dir.path(), out.path(), &[]).status.code(), Some(0));
+    let jabber = out.path().join(machine_file("jabber1.example.org"));
+    let before = std::fs::read_to_string(&jabber).unwrap();
+    // Two of the three machines vanish (a folder gone): 2 of 4 hosts (with the cluster host).
+    std::fs::remove_file(dir.path().join("jabber1.xml")).unwrap();
+    std::fs::remove_file(dir.path().join("web1.xml")).unwrap();
+    let r = compile(dir.path(), out.path(), &[]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("held by the removal guard: it removes 2 of 4 hosts, more than max_hosts_percent = 10%"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("jabber1.example.org, web1.example.org"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&jabber).unwrap(), before, "nothing written");
+    let r = compile(dir.path(), out.path(), &["--format", "json"]);
+    assert_eq!(r.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["held"]["removal"]["removed_hosts"].as_array().unwrap().len(), 2);
+    // Accepted on purpose.
+    let r = compile(dir.path(), out.path(), &["--allow-removals"]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!std::fs::read_to_string(&jabber).is_ok_and(|t| t.contains("# machine jabber1")));
+}
+
+#[test]
+fn empty_inputs_and_wrong_paths_are_fatal_and_clear() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(empty.path(), &out.path().join("cfg"), &[]);
+    assert_eq!(r.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("holds no profiles"), "{stderr}");
+    assert!(!out.path().join("cfg").exists(), "no empty configuration written");
+
+    let file = out.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let r = compile(&samples(), &file, &[]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("--output exists and is not a directory"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = compile(&file, &out.path().join("cfg"), &[]);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("a-file: not a directory"));
+
+    // A fatal error in JSON mode is a JSON object on stdout.
+    let r = compile(empty.path(), &out.path().join("cfg"), &["--format", "json"]);
+    assert_eq!(r.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("stdout is JSON");
+    assert_eq!(v["fatal"], true);
+    assert!(v["error"].as_str().unwrap().contains("holds no profiles"), "{v}");
+}
+
+#[test]
+fn the_summary_comes_last_with_the_elapsed_time() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    std::fs::write(dir.path().join("broken.xml"), "<profile>").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = compile(dir.path(), out.path(), &["--validate"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("monitor-compile: 3 machines,"), "{stderr}");
+    let secs = last.rsplit_once(" in ").unwrap().1;
+    assert!(
+        secs.ends_with(" s") && secs.trim_end_matches(" s").parse::<f64>().is_ok(),
+        "{last}"
+    );
+    let error_at = lines.iter().position(|l| l.starts_with("error: ")).unwrap();
+    assert!(error_at < lines.len() - 1);
+}
+
+#[test]
+fn users_file_typos_are_errors_and_silent_contacts_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let users = dir.path().join("users.toml");
+    let text = std::fs::read_to_string(samples().join("users.toml")).unwrap();
+    std::fs::write(
+        &users,
+        format!("{text}\n[contacts.mallory]\nemial = \"m@example.org\"\n"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = |users: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+            .args(["--once", "--translators"])
+            .arg(dir.path().join("none"))
+            .arg("--profiles")
+            .arg(dir.path())
+            .arg("--output")
+            .arg(out.path())
+            .arg("--users")
+            .arg(users)
+            .output()
+            .unwrap()
+    };
+    let r = run(&users);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    let line = text.lines().count() + 3;
+    assert!(
+        stderr.contains("users.toml") && stderr.contains(&format!("line {line}")) && stderr.contains("emial"),
+        "{stderr}"
+    );
+    std::fs::write(&users, format!("{text}\n[contacts.mallory]\ngroups = [\"kdc\"]\n")).unwrap();
+    let r = run(&users);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("contact mallory has no notification address"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn monitor_test_names_itself() {
+    let r = monitor_test(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout).trim(),
+        format!("monitor-test {}", env!("CARGO_PKG_VERSION"))
     );
 }

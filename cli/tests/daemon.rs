@@ -4,7 +4,7 @@
 //! timing assertions.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -171,9 +171,72 @@ fn state(s: &HashMap<String, String>) -> (&str, &str) {
     (s["current_state"].as_str(), s["plugin_output"].as_str())
 }
 
+impl Site {
+    /// Put top-level keys before any table of the daemon's configuration file, or a
+    /// table (`[name]` ...) after them.
+    fn configure(&self, top: &str, tables: &str) {
+        let path = self.path("monitor-compile.toml");
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        let cfg = if top.contains("rescan_seconds") {
+            cfg.replace("rescan_seconds = 2\n", "")
+        } else {
+            cfg
+        };
+        std::fs::write(&path, format!("{top}\n{cfg}\n{tables}\n")).unwrap();
+    }
+
+    fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+            .args(args)
+            .arg("--config")
+            .arg(self.path("monitor-compile.toml"))
+            .output()
+            .unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.daemon.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    }
+
+    /// Lines of Nagios's log that are passive results it accepted.
+    fn results_in_nagios_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("var/nagios.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("EXTERNAL COMMAND: PROCESS_SERVICE_CHECK_RESULT"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn stop_nagios(&self) {
+        let lock = self.path("var/nagios.lock");
+        if let Ok(pid) = std::fs::read_to_string(&lock) {
+            let pid = pid.trim().to_string();
+            let _ = Command::new("kill").arg(&pid).status();
+            self.wait("Nagios to stop", || !Path::new(&format!("/proc/{pid}")).exists());
+        }
+    }
+}
+
+/// A daemon without Nagios and without periodic rescans (so that only the watches can
+/// start a pass), after its first deploy; `tables` is added to its configuration.
+fn quiet_site(tables: &str) -> Site {
+    let mut site = Site::without_nagios();
+    site.configure("rescan_seconds = 600", tables);
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    site
+}
+
 /// Start the daemon (its first deploy happens before Nagios runs), then Nagios.
 fn running_site() -> Site {
-    let mut site = Site::new();
+    running(Site::new())
+}
+
+fn running(mut site: Site) -> Site {
     site.start_daemon();
     site.wait("the first deploy", || {
         site.path("nagios/generated").exists() && site.status_json().is_some()
@@ -520,4 +583,273 @@ fn a_profile_being_written_is_retried_not_reported_at_once() {
         site.service("kdc1.example.org", "monitoring: kerberos").unwrap()["current_state"],
         "0"
     );
+}
+
+#[test]
+fn a_mass_removal_is_held_until_an_administrator_approves_it() {
+    // Three site folders; two of them vanish (a failed mount), and the daemon is told to
+    // re-read its configuration.
+    let site = Site::new();
+    for (f, sub) in [("jabber1.xml", "b"), ("web1.xml", "c")] {
+        std::fs::create_dir_all(site.path(&format!("profiles/{sub}"))).unwrap();
+        std::fs::rename(
+            site.path(&format!("profiles/{f}")),
+            site.path(&format!("profiles/{sub}/{f}")),
+        )
+        .unwrap();
+    }
+    site.configure("admin_groups = [\"infrastructure\"]", "");
+    let mut site = running(site);
+    site.wait("the deploy service OK", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| s["current_state"] == "0" && s["plugin_output"].starts_with("OK: configuration "))
+    });
+    let before = site.live_target();
+    std::fs::rename(site.path("profiles/b"), site.path("away-b")).unwrap();
+    std::fs::rename(site.path("profiles/c"), site.path("away-c")).unwrap();
+    site.signal("-HUP");
+    site.wait("the set to be held", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "held")
+    });
+    assert_eq!(site.live_target(), before, "the live configuration is unchanged");
+    let st = site.status_json().unwrap();
+    let reasons = st["held"]["reasons"].to_string();
+    assert!(reasons.contains("it removes 2 of 5 hosts"), "{st}");
+    assert_eq!(
+        st["held"]["removal"]["removed_hosts"],
+        serde_json::json!(["jabber1.example.org", "web1.example.org"])
+    );
+    assert!(
+        site.log().contains("ERROR") && site.log().contains("held by the removal guard"),
+        "{}",
+        site.log()
+    );
+    site.wait("the deploy service CRITICAL in Nagios", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| {
+                s["current_state"] == "2"
+                    && s["plugin_output"].starts_with("CRITICAL: new configuration held: it removes 2 of 5 hosts")
+            })
+    });
+    assert!(
+        site.service("jabber1.example.org", "Jabber SSL").is_some(),
+        "still monitored"
+    );
+    let human = site.run_cli(&["status"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("daemon: running"), "{text}");
+    assert!(
+        text.contains("HELD since ") && text.contains("monitor-compile approve"),
+        "{text}"
+    );
+    assert!(text.contains("removes 2 hosts"), "{text}");
+
+    // The administrator accepts it: deployed at once.
+    let r = site.run_cli(&["approve"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("deploys it now"));
+    site.wait("the approved set deployed", || {
+        site.status_json()
+            .is_some_and(|s| s["deploy"]["result"] == "deployed" && s["held"].is_null())
+    });
+    site.wait("jabber1 gone from Nagios", || {
+        site.service("jabber1.example.org", "Jabber SSL").is_none()
+            && site.service("kdc1.example.org", "Kerberos KDC").is_some()
+    });
+    site.wait("the deploy service OK again", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| s["current_state"] == "0")
+    });
+    assert!(!site.path("state/approved-set").exists(), "an approval is used once");
+    site.stop_daemon();
+}
+
+#[test]
+fn empty_missing_or_replaced_profile_directories_never_become_an_empty_configuration() {
+    let mut site = quiet_site("");
+    let before = site.live_target();
+    // Emptied (a sync that removed everything first).
+    std::fs::rename(site.path("profiles"), site.path("profiles.old")).unwrap();
+    std::fs::create_dir(site.path("profiles")).unwrap();
+    site.wait("an empty directory to hold the pass", || {
+        site.status_json()
+            .is_some_and(|s| s["held"]["reasons"].to_string().contains("holds no profiles"))
+    });
+    assert_eq!(site.live_target(), before);
+    // Missing (an unmounted file system).
+    std::fs::remove_dir(site.path("profiles")).unwrap();
+    site.wait("a missing directory to hold the pass", || {
+        site.status_json()
+            .is_some_and(|s| s["held"]["reasons"].to_string().contains("is missing"))
+    });
+    assert_eq!(site.live_target(), before);
+    assert!(
+        site.log()
+            .contains("the pass is held and the live configuration is unchanged")
+    );
+    // Replaced by a rename (a remount): the new directory is watched, not the old one.
+    std::fs::write(
+        site.path("profiles.old/ok1.xml"),
+        profile_xml(
+            "ok1",
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    )
+    .unwrap();
+    std::fs::rename(site.path("profiles.old"), site.path("profiles")).unwrap();
+    site.wait("the directory back, with its new machine", || {
+        site.status_json()
+            .is_some_and(|s| s["files"] == 4 && s["held"].is_null() && s["deploy"]["result"] == "deployed")
+    });
+    // A change inside the replaced directory is seen without waiting for a rescan.
+    write(
+        &site,
+        "profiles/ok2.xml",
+        &profile_xml(
+            "ok2",
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    );
+    site.wait("a change in the replaced directory", || {
+        site.status_json().is_some_and(|s| s["files"] == 5)
+    });
+    site.stop_daemon();
+}
+
+#[test]
+fn translator_packages_installed_and_removed_are_noticed_and_removal_is_guarded() {
+    let mut site = quiet_site("[removal_guard]\nfree_hosts = 0\nfree_services = 0\n");
+    for m in ["ok1", "ok2", "ok3"] {
+        write(
+            &site,
+            &format!("profiles/{m}.xml"),
+            &profile_xml(
+                m,
+                "flaky",
+                "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+            ),
+        );
+    }
+    site.wait("the three machines deployed", || {
+        site.status_json()
+            .is_some_and(|s| s["files"] == 6 && s["deploy"]["result"] == "deployed")
+    });
+    let shard = |m: &str| {
+        std::fs::read_to_string(
+            site.path("nagios/generated")
+                .join(machine_file(&format!("{m}.example.org"))),
+        )
+        .unwrap_or_default()
+    };
+    assert!(shard("ok1").contains("Flaky v1"));
+    // The package is uninstalled: its services would go from three machines. Held, and
+    // named.
+    std::fs::remove_file(site.path("translators/flaky.so")).unwrap();
+    site.wait("the removal to be held", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "held")
+    });
+    let st = site.status_json().unwrap();
+    assert!(
+        st["held"]["removal"]["removed_by_description"]
+            .to_string()
+            .contains("[\"Flaky v1\",3]"),
+        "{st}"
+    );
+    assert!(site.log().contains("translator uninstalled"), "{}", site.log());
+    assert!(shard("ok1").contains("Flaky v1"), "not deployed");
+    assert!(site.run_cli(&["approve"]).status.success());
+    site.wait("the approved removal", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    assert!(!shard("ok1").contains("Flaky v1"), "the old code no longer serves");
+    // Installed again: used within the debounce, no rescan needed.
+    std::fs::copy(&plugin_libs().flaky_v1, site.path("translators/flaky.so")).unwrap();
+    site.wait("the new translator in use", || shard("ok1").contains("Flaky v1"));
+    // A broken library is reported until it is deleted, not forever.
+    std::fs::copy(&plugin_libs().bad_abi, site.path("translators/zz-bad.so")).unwrap();
+    site.wait("the broken library reported", || {
+        site.status_json()
+            .is_some_and(|s| s["errors"].to_string().contains("broken translator library"))
+    });
+    std::fs::remove_file(site.path("translators/zz-bad.so")).unwrap();
+    site.wait("the deleted library forgotten", || {
+        site.status_json()
+            .is_some_and(|s| !s["errors"].to_string().contains("broken translator library"))
+    });
+    site.stop_daemon();
+}
+
+#[test]
+fn results_reach_a_nagios_started_later_and_deploys_submit_only_what_changed() {
+    let mut site = Site::new();
+    site.configure("rescan_seconds = 600", "");
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.path("nagios/generated").exists() && site.status_json().is_some()
+    });
+    // Nagios starts after the daemon (the documented order): results arrive without a
+    // rescan or a SIGHUP.
+    site.start_nagios();
+    site.wait("OK for every monitoring service", || {
+        let all: Vec<_> = site
+            .services()
+            .into_iter()
+            .filter(|s| s["service_description"].starts_with("monitoring: "))
+            .collect();
+        !all.is_empty()
+            && all
+                .iter()
+                .all(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")
+    });
+    let first = site.results_in_nagios_log().len();
+    assert!(
+        site.log().contains("Nagios (re)started: submitting every result"),
+        "{}",
+        site.log()
+    );
+
+    // One machine changes: only its results (and the deploy's) are submitted.
+    write(
+        &site,
+        "profiles/ok1.xml",
+        &profile_xml(
+            "ok1",
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    );
+    site.wait("ok1's result in Nagios", || {
+        site.service("ok1.example.org", "monitoring: flaky")
+            .is_some_and(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")
+    });
+    site.wait("the deploy's result in Nagios", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| s["has_been_checked"] == "1" && s["plugin_output"].contains("(6 hosts,"))
+    });
+    let lines = site.results_in_nagios_log();
+    let new: Vec<&String> = lines[first..].iter().collect();
+    assert!(
+        !new.is_empty(),
+        "{first} lines before; log: {}",
+        std::fs::read_to_string(site.path("var/nagios.log")).unwrap_or_default()
+    );
+    assert!(
+        new.iter()
+            .all(|l| l.contains(";ok1.example.org;") || l.contains(";monitor-compile: deploy;")),
+        "only what changed: {new:#?}\n{}",
+        site.log()
+    );
+
+    // Nagios restarted by someone else, its retained state gone: every result again.
+    site.stop_nagios();
+    std::fs::remove_file(site.path("var/retention.dat")).ok();
+    std::fs::remove_file(site.path("var/status.dat")).ok();
+    site.start_nagios();
+    site.wait("every result after the restart", || {
+        site.service("kdc1.example.org", "monitoring: kerberos")
+            .is_some_and(|s| s["has_been_checked"] == "1" && s["plugin_output"] == "OK: kerberos compiled")
+    });
+    site.stop_daemon();
 }

@@ -151,8 +151,29 @@ fn mark_reloaded(cfg: &DeployConfig, set: &str) -> Result<(), DeployError> {
     crate::writer::write_atomic(&path, set.as_bytes()).map_err(io(&path))
 }
 
+/// How long each step of a deploy took, in milliseconds (zero for a step not taken).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeployTimings {
+    /// Writing and syncing the staging directory.
+    pub write_ms: f64,
+    /// `nagios -v`.
+    pub validate_ms: f64,
+    /// The swap and the reload (and a rollback, if any).
+    pub reload_ms: f64,
+}
+
+fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 /// Deploy `output` (see the module docs).
 pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployError> {
+    deploy_timed(cfg, output, &mut DeployTimings::default())
+}
+
+/// [`deploy`], recording how long each step took in `timings`.
+pub fn deploy_timed(cfg: &DeployConfig, output: &Output, timings: &mut DeployTimings) -> Result<Deployed, DeployError> {
+    *timings = DeployTimings::default();
     let set = digest(output);
     let previous = live_set(cfg);
     if previous.as_deref() == Some(set.as_str()) {
@@ -184,10 +205,14 @@ pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployErr
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
     let previous_dir = previous.as_ref().map(|p| sets.join(p)).filter(|d| d.is_dir());
+    let t = std::time::Instant::now();
     write_synced(&staging, output, previous_dir.as_deref())?;
+    timings.write_ms = ms_since(t);
     pause_point(cfg, "staged");
 
+    let t = std::time::Instant::now();
     let check = validate_staging(cfg, &staging)?;
+    timings.validate_ms = ms_since(t);
     if !check.ok {
         for e in &check.errors {
             tracing::error!(set = %set, "nagios -v: {e}");
@@ -201,6 +226,7 @@ pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployErr
     }
     pause_point(cfg, "validated");
 
+    let t = std::time::Instant::now();
     let target = sets.join(&set);
     if target.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
@@ -221,14 +247,16 @@ pub fn deploy(cfg: &DeployConfig, output: &Output) -> Result<Deployed, DeployErr
                 if let Err(again) = reload(&cfg.reload) {
                     tracing::error!(reason = %again, "reload after rollback failed too");
                 }
+                timings.reload_ms = ms_since(t);
                 return Ok(Deployed::RolledBack { set, reason });
             }
             _ => {
-                tracing::warn!(%reason, "first configuration in place, but Nagios could not be reloaded");
+                // The caller logs the outcome once ("deployed; Nagios not reloaded").
                 reload_error = Some(reason);
             }
         }
     }
+    timings.reload_ms = ms_since(t);
     collect_garbage(&sets, &set, previous.as_deref())?;
     Ok(Deployed::Deployed {
         set,
@@ -467,24 +495,52 @@ pub fn sanitize(text: &str) -> String {
     s
 }
 
+/// One passive check result for a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceResult {
+    pub host: String,
+    pub description: String,
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    pub code: u8,
+    /// The plugin output (sanitized when written).
+    pub output: String,
+}
+
+impl ServiceResult {
+    /// The result of one (machine, component): OK when it compiled, CRITICAL with the
+    /// error when it did not.
+    pub fn of_outcome(o: &Outcome) -> ServiceResult {
+        let (code, output) = if o.errors.is_empty() {
+            (0, format!("OK: {} compiled", o.component))
+        } else {
+            (2, format!("CRITICAL: {}", o.errors.join(" / ")))
+        };
+        ServiceResult {
+            host: o.machine.clone(),
+            description: crate::engine::status_service_description(&o.component),
+            code,
+            output,
+        }
+    }
+
+    /// The `PROCESS_SERVICE_CHECK_RESULT` line.
+    pub fn command(&self, timestamp: u64) -> String {
+        format!(
+            "[{timestamp}] PROCESS_SERVICE_CHECK_RESULT;{};{};{};{}",
+            self.host,
+            self.description,
+            self.code,
+            sanitize(&self.output)
+        )
+    }
+}
+
 /// The `PROCESS_SERVICE_CHECK_RESULT` lines for a pass's outcomes: OK for the (machine,
 /// component) pairs that compiled, CRITICAL with the error for those that did not.
 pub fn result_commands(outcomes: &[&Outcome], timestamp: u64) -> Vec<String> {
     outcomes
         .iter()
-        .map(|o| {
-            let desc = crate::engine::status_service_description(&o.component);
-            let (code, text) = if o.errors.is_empty() {
-                (0, format!("OK: {} compiled", o.component))
-            } else {
-                (2, format!("CRITICAL: {}", o.errors.join(" / ")))
-            };
-            format!(
-                "[{timestamp}] PROCESS_SERVICE_CHECK_RESULT;{};{desc};{code};{}",
-                o.machine,
-                sanitize(&text)
-            )
-        })
+        .map(|o| ServiceResult::of_outcome(o).command(timestamp))
         .collect()
 }
 
@@ -493,9 +549,62 @@ pub fn submit_results(command_file: &Path, outcomes: &[&Outcome]) -> Result<(), 
     write_commands(command_file, &result_commands(outcomes, now()))
 }
 
+/// Submit `results` through the command file.
+pub fn submit_service_results(command_file: &Path, results: &[&ServiceResult]) -> Result<(), String> {
+    let ts = now();
+    let lines: Vec<String> = results.iter().map(|r| r.command(ts)).collect();
+    write_commands(command_file, &lines)
+}
+
+/// The value of `key=` in a Nagios main config (the last one wins, as in Nagios),
+/// relative paths taken from `main_dir`.
+pub fn main_config_path(main: &str, main_dir: &Path, key: &str) -> Option<PathBuf> {
+    main.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().split_once('='))
+        .rfind(|(k, _)| k.trim() == key)
+        .map(|(_, v)| absolute(main_dir, Path::new(v.trim())))
+}
+
+/// When the running Nagios last started (`program_start` in its status file), read
+/// from the file's head (the `programstatus` block comes before any host). `None` when
+/// the file cannot be read or holds no such line (Nagios never ran, or is starting).
+pub fn nagios_program_start(status_file: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 << 10);
+    std::fs::File::open(status_file)
+        .ok()?
+        .take(64 << 10)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("program_start="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_file_and_main_config_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("status.dat");
+        std::fs::write(
+            &f,
+            "info {\n\tcreated=1\n}\n\nprogramstatus {\n\tnagios_pid=7\n\tprogram_start=1764700000\n}\n",
+        )
+        .unwrap();
+        assert_eq!(nagios_program_start(&f), Some(1764700000));
+        assert_eq!(nagios_program_start(&dir.path().join("missing")), None);
+        let main = "status_file=/a\n#status_file=/b\nstatus_file = var/status.dat\n";
+        assert_eq!(
+            main_config_path(main, Path::new("/etc/n"), "status_file"),
+            Some(PathBuf::from("/etc/n/var/status.dat"))
+        );
+        assert_eq!(main_config_path(main, Path::new("/"), "lock_file"), None);
+    }
 
     #[test]
     fn sanitize_makes_one_safe_line() {

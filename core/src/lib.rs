@@ -46,6 +46,7 @@ pub mod cache;
 pub mod checks;
 pub mod deploy;
 pub mod engine;
+pub mod guard;
 pub mod helpers;
 pub mod managers;
 pub mod nagios;

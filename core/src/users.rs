@@ -16,8 +16,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// One person who may be notified.
+/// One person who may be notified. Unknown keys are errors (a typo such as `emial`
+/// would otherwise leave the contact without an address, silently).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContactInfo {
     /// The Nagios `contact_name`.
     #[serde(skip)]
@@ -34,6 +36,15 @@ pub struct ContactInfo {
     /// Slack member or channel; adds `notify-*-by-slack`.
     #[serde(default)]
     pub slack: Option<String>,
+}
+
+impl ContactInfo {
+    /// True when the contact has at least one way to be notified.
+    pub fn has_address(&self) -> bool {
+        [&self.email, &self.xmpp, &self.slack]
+            .iter()
+            .any(|a| a.as_deref().is_some_and(|a| !a.trim().is_empty()))
+    }
 }
 
 /// The users source could not be read.
@@ -121,5 +132,28 @@ impl UserSource for StaticUsers {
 
     fn describe(&self) -> String {
         "built-in list".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_the_file_and_line() {
+        let text = "[contacts.alice]\nemail = \"alice@example.org\"\n\n[contacts.bob]\nemial = \"bob@example.org\"\n";
+        let e = TomlUsers::parse(Path::new("site/users.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("site/users.toml: "), "{e}");
+        assert!(e.contains("line 5") && e.contains("emial"), "{e}");
+    }
+
+    #[test]
+    fn a_contact_without_any_address_is_noticed() {
+        let text = "[contacts.alice]\ngroups = [\"kdc\"]\n[contacts.bob]\nslack = \"@bob\"\n";
+        let c = TomlUsers::parse(Path::new("u.toml"), text).unwrap();
+        assert!(!c[0].has_address());
+        assert!(c[1].has_address());
     }
 }

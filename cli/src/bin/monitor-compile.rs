@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use monitor_compile::config::{Overrides, Settings};
 use monitor_compile::daemon::{Status, status_path};
 use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles};
+use monitor_core::engine::Engine;
+use monitor_core::guard::{Inventory, Removal, RemovalPolicy};
 use monitor_core::plugin::host::PluginSet;
 use monitor_core::users::TomlUsers;
 use monitor_core::validate::{DEFAULT_NAGIOS, validate_dir};
@@ -45,6 +46,10 @@ struct Args {
     /// With --once: where content-addressed copies of plugin libraries are loaded from.
     #[arg(long, value_name = "DIR")]
     plugin_cache: Option<PathBuf>,
+    /// With --once: write the output even when it removes more hosts or services than
+    /// the removal guard allows (see docs/daemon.md).
+    #[arg(long)]
+    allow_removals: bool,
     /// Summary format: human (stderr) or json (stdout).
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
@@ -63,16 +68,31 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Accept the set the removal guard holds: the daemon deploys it at once.
+    Approve {
+        /// The daemon's configuration file (for its state directory).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The state directory, instead of --config.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let json = match &args.command {
+        Some(Cmd::Status { format, .. }) => *format == Format::Json,
+        Some(Cmd::Approve { .. }) => false,
+        None => args.format == Format::Json,
+    };
     let result = match &args.command {
         Some(Cmd::Status {
             config,
             state_dir,
             format,
         }) => status(config.as_ref(), state_dir.as_ref(), *format),
+        Some(Cmd::Approve { config, state_dir }) => approve(config.as_ref(), state_dir.as_ref()),
         None if args.once => {
             monitor_compile::init_logging("error");
             once(&args)
@@ -85,27 +105,66 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(msg) => {
+            if json {
+                // Machine output stays machine-readable, even for a fatal error.
+                println!("{}", serde_json::json!({ "error": msg, "fatal": true }));
+            }
             eprintln!("monitor-compile: fatal: {msg}");
             ExitCode::from(2)
         }
     }
 }
 
-fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format) -> Result<ExitCode, String> {
-    let dir = match (state_dir, config) {
+fn state_dir_of(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<PathBuf, String> {
+    Ok(match (state_dir, config) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => monitor_compile::config::load(Some(c), &Overrides::default())?.state_dir,
         (None, None) => Settings::default_state_dir(),
-    };
-    let path = status_path(&dir);
+    })
+}
+
+fn read_status(dir: &std::path::Path) -> Result<Status, String> {
+    let path = status_path(dir);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (has the daemon run?)", path.display()))?;
-    let s: Status = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether `pid` is a running monitor-compile (not merely some process of that number).
+fn daemon_running(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("monitor-compile"))
+}
+
+/// A Unix time as UTC, with how long ago it was.
+fn when(unix: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    let ago = std::time::SystemTime::now()
+        .duration_since(t)
+        .map(|d| humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string())
+        .unwrap_or_else(|_| "0s".into());
+    format!("{} ({ago} ago)", humantime::format_rfc3339_seconds(t))
+}
+
+fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format) -> Result<ExitCode, String> {
+    let dir = state_dir_of(config, state_dir)?;
+    let s = read_status(&dir)?;
+    let running = daemon_running(s.pid);
     match format {
-        Format::Json => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
+        Format::Json => {
+            let mut v = serde_json::to_value(&s).map_err(|e| e.to_string())?;
+            v["running"] = running.into();
+            println!("{v}");
+        }
         Format::Human => {
+            if running {
+                println!("daemon: running (pid {})", s.pid);
+            } else {
+                println!("daemon: NOT running (its last pid was {})", s.pid);
+            }
+            println!("last pass: {}, took {} ms", when(s.started_at), s.duration_ms);
+            let p = &s.phases;
             println!(
-                "last pass: started at {} (unix), took {} ms, daemon pid {}",
-                s.started_at, s.duration_ms, s.pid
+                "phases: scan {:.1} ms, compile {:.1} ms, write {:.1} ms, validate {:.1} ms, reload {:.1} ms, submit {:.1} ms",
+                p.scan_ms, p.compile_ms, p.write_ms, p.validate_ms, p.reload_ms, p.submit_ms
             );
             println!(
                 "machines: {}, services: {}, files: {} ({} parsed, {} translate calls, {} from cache)",
@@ -116,9 +175,19 @@ fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format)
                 s.report.translated,
                 s.report.cache_hits
             );
+            let rejected: Vec<&str> = if s.deploy["result"] == "rejected" {
+                s.deploy["errors"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             println!(
-                "errors: {}, warnings: {}",
+                "errors: {} ({} from compiling, {} from nagios -v), warnings: {}",
+                s.report.errors.len() + rejected.len(),
                 s.report.errors.len(),
+                rejected.len(),
                 s.report.warnings.len()
             );
             for e in &s.report.errors {
@@ -127,13 +196,84 @@ fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format)
             for p in &s.pending_profiles {
                 println!("  being written (not reported yet): {}", p.display());
             }
-            println!("last deploy: {}", s.deploy);
+            if let Some(h) = &s.held {
+                println!("HELD since {}: the live configuration is unchanged", when(h.since));
+                for r in &h.reasons {
+                    println!("  because {r}");
+                }
+                if let Some(r) = &h.removal {
+                    println!("  {}", r.summary());
+                }
+                if h.set.is_some() {
+                    println!("  to deploy it anyway: monitor-compile approve");
+                }
+            }
+            let result = s.deploy["result"].as_str().unwrap_or("none");
+            let set = s.deploy["set"].as_str().unwrap_or("");
+            match result {
+                "deployed" => {
+                    println!("last deploy: deployed set {set}");
+                    if let Some(e) = s.deploy["reload_error"].as_str() {
+                        println!("  but Nagios was not reloaded: {e}");
+                    }
+                }
+                "unchanged" => println!("last deploy: unchanged (set {set} is live)"),
+                "rejected" => {
+                    println!(
+                        "last deploy: REJECTED by nagios -v; the set is kept at {}",
+                        s.deploy["kept_at"].as_str().unwrap_or("")
+                    );
+                    for e in rejected {
+                        println!("  nagios: {e}");
+                    }
+                }
+                "rolled-back" => println!(
+                    "last deploy: ROLLED BACK, the reload failed: {}",
+                    s.deploy["reason"].as_str().unwrap_or("")
+                ),
+                "held" => println!("last deploy: held (above)"),
+                "error" => println!("last deploy: FAILED: {}", s.deploy["error"].as_str().unwrap_or("")),
+                other => println!("last deploy: {other}"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn approve(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<ExitCode, String> {
+    let dir = state_dir_of(config, state_dir)?;
+    let s = read_status(&dir)?;
+    let Some(held) = &s.held else {
+        eprintln!("monitor-compile: nothing is held");
+        return Ok(ExitCode::from(1));
+    };
+    let Some(set) = &held.set else {
+        return Err(format!(
+            "the pass is held because its inputs are not there ({}): fix them; there is no set to approve",
+            held.reasons.join("; ")
+        ));
+    };
+    let path = monitor_compile::daemon::approval_path(&dir);
+    monitor_core::writer::write_atomic(&path, set.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("approved set {set}:");
+    if let Some(r) = &held.removal {
+        eprintln!("  {}", r.summary());
+    }
+    if daemon_running(s.pid) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .map_err(|e| format!("cannot signal the daemon (pid {}): {e}", s.pid))?;
+        eprintln!("the daemon (pid {}) deploys it now", s.pid);
+    } else {
+        eprintln!("the daemon is not running: it deploys the set when it starts, if nothing changed meanwhile");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn once(args: &Args) -> Result<ExitCode, String> {
+    let started = std::time::Instant::now();
     let o = &args.overrides;
     let file: Option<toml::Table> = match &args.config {
         Some(c) => Some(
@@ -194,10 +334,14 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     }
     let mut files = Vec::new();
     for dir in &profiles {
-        if !dir.is_dir() {
-            return Err(format!("{}: not a directory", dir.display()));
-        }
-        files.extend(find_profiles(dir).map_err(|e| format!("{}: {e}", dir.display()))?);
+        // A missing, empty or unlistable directory is fatal: never an empty configuration.
+        files.extend(monitor_compile::daemon::list_profile_dir(dir)?);
+    }
+    if std::fs::metadata(&output).is_ok_and(|m| !m.is_dir()) {
+        return Err(format!(
+            "{}: --output exists and is not a directory (it names the directory to write the configuration into)",
+            output.display()
+        ));
     }
     let mut engine = Engine::new(
         monitor_compile::builtin_translators(),
@@ -211,6 +355,41 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&translators), copies);
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_pass(&files).map_err(|e| e.to_string())?;
+    // The removal guard, against what the output directory holds now.
+    let before = Inventory::of_dir(&output).map_err(|e| format!("{}: cannot read: {e}", output.display()))?;
+    let removal = Removal::between(&before, &Inventory::of_output(&result.output));
+    let policy = match &file {
+        Some(t) => match t.get("removal_guard") {
+            Some(v) => v
+                .clone()
+                .try_into::<RemovalPolicy>()
+                .map_err(|e| format!("removal_guard: {e}"))?,
+            None => RemovalPolicy::default(),
+        },
+        None => RemovalPolicy::default(),
+    };
+    let held = removal.exceeds(&policy);
+    if !held.is_empty() && !args.allow_removals {
+        match args.format {
+            Format::Human => {
+                eprint!("{}", monitor_compile::problems(&result.report));
+                for why in &held {
+                    eprintln!("error: held by the removal guard: {why}");
+                }
+                eprintln!("error: {}", removal.summary());
+                eprintln!(
+                    "monitor-compile: nothing written to {}; give --allow-removals to write it anyway ({:.2} s)",
+                    output.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({ "report": result.report, "held": { "reasons": held, "removal": removal } })
+            ),
+        }
+        return Ok(ExitCode::from(3));
+    }
     let written =
         write_output(&output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
     let validation = if args.validate {
@@ -223,7 +402,18 @@ fn once(args: &Args) -> Result<ExitCode, String> {
             for t in engine.translators().filter(|t| t.origin != "builtin") {
                 eprintln!("translator: {t}");
             }
-            eprint!("{}", monitor_compile::summary(&result.report));
+            eprint!("{}", monitor_compile::problems(&result.report));
+            if let Some(v) = &validation {
+                for e in &v.errors {
+                    eprintln!("nagios: {e}");
+                }
+                eprintln!(
+                    "nagios -v: {} ({} errors, {} warnings)",
+                    if v.ok { "ok" } else { "FAILED" },
+                    v.errors.len(),
+                    v.warnings.len()
+                );
+            }
             eprintln!(
                 "output: {} ({} files written, {} unchanged, {} removed)",
                 output.display(),
@@ -231,17 +421,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
                 written.unchanged,
                 written.removed
             );
-            if let Some(v) = &validation {
-                eprintln!(
-                    "nagios -v: {} ({} errors, {} warnings)",
-                    if v.ok { "ok" } else { "FAILED" },
-                    v.errors.len(),
-                    v.warnings.len()
-                );
-                for e in &v.errors {
-                    eprintln!("nagios: {e}");
-                }
-            }
+            eprint!("{}", monitor_compile::summary(&result.report, started.elapsed()));
         }
         Format::Json => {
             let translators: Vec<_> = engine.translators().collect();
@@ -250,6 +430,8 @@ fn once(args: &Args) -> Result<ExitCode, String> {
                 "written": written,
                 "validation": validation,
                 "translators": translators,
+                "removal": removal,
+                "elapsed_ms": started.elapsed().as_millis() as u64,
             });
             println!("{doc}");
         }

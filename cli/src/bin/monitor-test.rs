@@ -11,7 +11,7 @@ use monitor_core::translator::{Context, Translator};
 
 /// Run one translator on one profile, as `lcfg-monitor-test` did.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "monitor-test", version, about)]
 struct Args {
     /// Print the machine name and every active resource as `component.resource=value`.
     #[arg(long, value_name = "PROFILE", conflicts_with_all = ["component", "profile"])]

@@ -279,7 +279,26 @@ pub struct Engine {
     last: Option<LastPass>,
     /// Keep what the incremental assembly needs (off for a single pass).
     incremental: bool,
+    /// The daemon's own `monitor-compile: deploy` service, if any.
+    deploy_service: Option<DeployService>,
 }
+
+/// The passive service that carries the daemon's deploy result (held, rejected, rolled
+/// back or deployed), on the monitoring server's own host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployService {
+    /// The host it belongs to: a compiled machine of that name, or else a virtual host
+    /// of that name defined here.
+    pub host: String,
+    /// Contact groups notified (those the users source defines; others are warned about).
+    pub contact_groups: Vec<String>,
+}
+
+/// The description of the daemon's deploy service.
+pub const DEPLOY_SERVICE: &str = "monitor-compile: deploy";
+
+/// The output file that holds the deploy service (and its virtual host).
+pub const DEPLOY_FILE: &str = "35-monitor-compile.cfg";
 
 struct LastPass {
     fingerprint: blake3::Hash,
@@ -312,6 +331,7 @@ impl Engine {
             status_services: false,
             last: None,
             incremental: true,
+            deploy_service: None,
         };
         for t in translators {
             engine.add_translator(t, "builtin");
@@ -381,6 +401,11 @@ impl Engine {
         self.status_services = on;
     }
 
+    /// Add the daemon's `monitor-compile: deploy` passive service (see [`DeployService`]).
+    pub fn set_deploy_service(&mut self, service: Option<DeployService>) {
+        self.deploy_service = service;
+    }
+
     /// Whether to keep, after a full assembly, what the next pass needs to patch it
     /// (`engine::incremental`; on by default). A single pass (`--once`) turns it off.
     pub fn set_incremental(&mut self, on: bool) {
@@ -416,8 +441,42 @@ impl Engine {
         self.broken_libraries.insert(path.to_path_buf(), reason.to_string());
     }
 
+    /// A translator library is gone from disk (its package was uninstalled): forget it
+    /// as broken, and remove the translator it provided. Returns that translator's
+    /// component. Its machines lose that component's services on the next pass (no
+    /// translator serves it any more), which the daemon's removal guard sees and names.
+    pub fn library_removed(&mut self, path: &Path) -> Option<String> {
+        self.broken_libraries.remove(path);
+        let prefix = format!("plugin {} ", path.display());
+        let component = self
+            .slots
+            .iter()
+            .find(|s| s.id.origin.starts_with(&prefix))
+            .map(|s| s.id.component.clone())?;
+        tracing::warn!(
+            component,
+            library = %path.display(),
+            "translator uninstalled: its services are removed from every machine"
+        );
+        self.remove_translator(&component);
+        Some(component)
+    }
+
+    /// True when no translator serves `component` and none is expected to: it is not
+    /// loaded, did not fail this pass, and no library is broken (a broken library may be
+    /// the one that serves it, so then its machines keep their last good output).
+    fn uninstalled(&self, component: &str) -> bool {
+        !self.by_component.contains_key(component)
+            && !self.unavailable.contains_key(component)
+            && self.broken_libraries.is_empty()
+    }
+
     /// Whether a cached component record can stand for this pass.
     fn record_current(&self, c: &ComponentRecord) -> bool {
+        if c.translator.is_some() && self.uninstalled(&c.component) {
+            // Its translator is gone for good: translate again, without it.
+            return false;
+        }
         if c.translator.is_some() && self.unavailable_reason(&c.component).is_some() {
             // The translator cannot run: the last good output stands.
             return true;
@@ -461,6 +520,13 @@ impl Engine {
             ..PassReport::default()
         };
 
+        for c in contacts.iter().filter(|c| !c.has_address()) {
+            report.warnings.push(Problem::new(format!(
+                "{}: contact {} has no notification address (email, xmpp or slack): nobody is told through it",
+                self.users.describe(),
+                c.name
+            )));
+        }
         for reason in self.broken_libraries.values() {
             report
                 .errors
@@ -645,6 +711,10 @@ impl Engine {
             }
         };
         phase.mark("assemble");
+        let mut output = output;
+        if let Some(d) = &self.deploy_service {
+            self.add_deploy_service(d, &contacts, &mut output, &mut report);
+        }
         report.parsed = self.parsed.load(Ordering::Relaxed) - parsed0;
         report.translated = self.translated.load(Ordering::Relaxed) - translated0;
         phase.log("pass");
@@ -813,6 +883,7 @@ impl Engine {
             let previous_record = old.and_then(|r| r.components.iter().find(|c| &c.component == name));
             if let Some(prev) = previous_record.filter(|p| p.translator.is_some())
                 && self.unavailable_reason(name).is_some()
+                && !self.uninstalled(name)
             {
                 // The translator cannot run now: keep what it produced last time.
                 components.push(prev.clone());
@@ -1313,6 +1384,71 @@ impl Engine {
 }
 
 impl Engine {
+    /// Add [`DEPLOY_FILE`] to `output`: the deploy service, on a compiled machine of the
+    /// configured name or on a virtual host of that name.
+    fn add_deploy_service(
+        &self,
+        d: &DeployService,
+        contacts: &[crate::users::ContactInfo],
+        output: &mut Output,
+        report: &mut PassReport,
+    ) {
+        let known: BTreeSet<&str> = contacts
+            .iter()
+            .flat_map(|c| c.groups.iter().map(String::as_str))
+            .collect();
+        let mut groups = Vec::new();
+        for g in &d.contact_groups {
+            if known.contains(g.as_str()) {
+                groups.push(g.as_str());
+            } else {
+                report.warnings.push(Problem::new(format!(
+                    "admin_groups: contact group {g} is not in the users source; the deploy service does not notify it"
+                )));
+            }
+        }
+        let marker = format!("# machine {}\n\n", d.host);
+        let compiled = output
+            .files
+            .get(&machine_file(&d.host))
+            .is_some_and(|t| t.contains(&marker));
+        let mut objects = Bundle::new();
+        if !compiled {
+            let mut host = Host::new(DEFAULT_HOST)
+                .host_name(&d.host)
+                .alias("monitor-compile on the monitoring server")
+                .address("127.0.0.1")
+                .set(
+                    "check_command",
+                    crate::nagios::Value::Command(crate::nagios::CheckCommand::new(crate::base::CHECK_DUMMY_UP)),
+                );
+            if !groups.is_empty() {
+                host = host.contact_groups(groups.iter().copied());
+            }
+            objects.push(host);
+        }
+        let mut svc = crate::helpers::passive_service(&d.host, DEPLOY_SERVICE, None).text(
+            "notes",
+            "Whether the daemon could deploy the latest configuration (held, rejected or deployed)",
+        );
+        if !groups.is_empty() {
+            svc = svc.contact_groups(groups);
+        }
+        objects.push(svc);
+        match objects.check() {
+            Ok(()) => {
+                output.files.insert(
+                    PathBuf::from(DEPLOY_FILE),
+                    format!("{HEADER}{}", objects.render()).into(),
+                );
+                report.services += 1;
+            }
+            Err(e) => report
+                .errors
+                .push(Problem::new(format!("the deploy service is left out: {e}"))),
+        }
+    }
+
     /// The passive service that carries a (machine, component)'s compile result.
     fn status_service(
         &self,

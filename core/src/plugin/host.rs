@@ -437,6 +437,8 @@ pub struct Refresh {
     pub loaded: Vec<PluginTranslator>,
     /// Libraries that failed to load (they are reported as broken).
     pub broken: Vec<LoadError>,
+    /// Libraries seen before (loaded or broken) whose file is gone: uninstalled.
+    pub removed: Vec<PathBuf>,
 }
 
 /// The plugin libraries of some directories, re-scanned before each pass so that an
@@ -467,7 +469,14 @@ impl PluginSet {
     /// fails keeps failing quietly until its file changes.
     pub fn refresh(&mut self) -> Refresh {
         let mut r = Refresh::default();
-        for path in find_libraries(&self.dirs) {
+        let present = find_libraries(&self.dirs);
+        let gone: Vec<PathBuf> = self.seen.keys().filter(|p| !present.contains(p)).cloned().collect();
+        for path in gone {
+            tracing::warn!(library = %path.display(), "translator library removed");
+            self.seen.remove(&path);
+            r.removed.push(path);
+        }
+        for path in present {
             // The same change test as for profiles: a settled, unchanged stat is enough.
             let stat = FileStat::of_path(&path);
             let seen = self.seen.get(&path);
@@ -477,6 +486,8 @@ impl PluginSet {
             let (bytes, digest) = match read_hashed(&path) {
                 Ok(read) => read,
                 Err(e) => {
+                    // Remembered, so that its later removal is noticed too.
+                    self.seen.insert(path.clone(), (None, String::new()));
                     r.broken.push(e);
                     continue;
                 }
