@@ -406,6 +406,39 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
         site.log()
     );
     assert!(site.service("reject1.example.org", "Flaky v1").is_none());
+
+    // status tells it as text: the rejection, Nagios's own errors, and the count.
+    let human = Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+        .args(["status", "--config"])
+        .arg(site.path("monitor-compile.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    let n = errors.len();
+    assert!(text.contains("daemon: running (pid "), "{text}");
+    assert!(
+        text.contains(&format!("errors: {n} (0 from compiling, {n} from nagios -v)")),
+        "{text}"
+    );
+    assert!(text.contains("last deploy: REJECTED by nagios -v"), "{text}");
+    assert!(
+        text.contains("  nagios: Error: ") && !text.contains("Array ["),
+        "{text}"
+    );
+    assert!(
+        text.contains("phases: scan ") && text.contains(" ms, validate "),
+        "{text}"
+    );
+    let last_pass = text.lines().find(|l| l.starts_with("last pass: ")).unwrap();
+    assert!(last_pass.contains("Z (") && last_pass.contains(" ago)"), "{last_pass}");
+    // Nagios runs the old set: its deploy service says why the new one is not live.
+    site.wait("the deploy service CRITICAL", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| {
+                s["current_state"] == "2"
+                    && s["plugin_output"].starts_with("CRITICAL: nagios -v rejected the new configuration")
+            })
+    });
 }
 
 #[test]
@@ -600,6 +633,18 @@ fn a_mass_removal_is_held_until_an_administrator_approves_it() {
     }
     site.configure("admin_groups = [\"infrastructure\"]", "");
     let mut site = running(site);
+    // Told once, and truthfully: the first set went in before Nagios ran.
+    let first = site
+        .log()
+        .lines()
+        .find(|l| l.contains(" deployed"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains("deployed; Nagios could not be reloaded"),
+        "{}",
+        site.log()
+    );
     site.wait("the deploy service OK", || {
         site.service("monitor-compile", "monitor-compile: deploy")
             .is_some_and(|s| s["current_state"] == "0" && s["plugin_output"].starts_with("OK: configuration "))

@@ -261,3 +261,65 @@ fn a_broken_library_keeps_its_machines_last_good_configuration() {
     write_output(out.path(), &r.output).unwrap();
     assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok);
 }
+
+#[test]
+fn an_uninstalled_library_stops_serving_and_a_deleted_broken_one_is_forgotten() {
+    let libs = plugin_libs();
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let files = find_profiles(dir.path()).unwrap();
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let installed = plugin_dir.path().join("jabberd.so");
+    std::fs::copy(&libs.jabberd, &installed).unwrap();
+    let broken = plugin_dir.path().join("zz-bad.so");
+    std::fs::copy(&libs.bad_abi, &broken).unwrap();
+    let copies = tempfile::tempdir().unwrap();
+    let mut set = PluginSet::new(vec![plugin_dir.path().to_path_buf()], copies.path().to_path_buf());
+    let mut without = translators();
+    without.retain(|t| t.component() != "jabberd");
+    let mut e = Engine::new(without, users(), BaseConfig::default());
+    let refresh = set.refresh();
+    refresh.loaded.into_iter().for_each(|p| e.add_plugin(p));
+    for b in &refresh.broken {
+        if let LoadError::AbiVersion { path, .. } = b {
+            e.note_broken_library(path, &b.to_string());
+        }
+    }
+    let first = e.run_pass(&files).unwrap();
+    let jabber = &machine_file("jabber1.example.org");
+    assert!(first.output.files[jabber].contains("Jabber SSL"));
+    assert_eq!(
+        first.report.errors.len(),
+        1,
+        "the broken library: {:?}",
+        first.report.errors
+    );
+
+    // The broken one is deleted: no longer reported.
+    std::fs::remove_file(&broken).unwrap();
+    let refresh = set.refresh();
+    assert_eq!(refresh.removed, vec![broken.clone()]);
+    assert_eq!(e.library_removed(&broken), None, "it served nothing");
+    let second = e.run_pass(&files).unwrap();
+    assert!(second.report.errors.is_empty(), "{:?}", second.report.errors);
+
+    // The package is uninstalled: its old code no longer serves, its services go.
+    std::fs::remove_file(&installed).unwrap();
+    let refresh = set.refresh();
+    assert_eq!(refresh.removed, vec![installed.clone()]);
+    assert_eq!(e.library_removed(&installed).as_deref(), Some("jabberd"));
+    let third = e.run_pass(&files).unwrap();
+    assert!(!third.output.files[jabber].contains("Jabber SSL"));
+    assert!(third.report.errors.is_empty(), "{:?}", third.report.errors);
+    assert!(
+        third
+            .report
+            .unknown_components
+            .iter()
+            .any(|u| u.machine.as_deref() == Some("jabber1.example.org") && u.component.as_deref() == Some("jabberd")),
+        "{:?}",
+        third.report.unknown_components
+    );
+    assert!(e.translators().all(|t| t.component != "jabberd"));
+    assert!(set.refresh().removed.is_empty(), "reported once");
+}
