@@ -106,19 +106,16 @@ pub fn floor(files: &[PathBuf]) -> (Duration, u64) {
     (t0.elapsed(), bytes)
 }
 
-/// Run every scenario for a fleet of `machines` under `work`.
-pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: usize) -> std::io::Result<Row> {
-    let spec = Spec {
-        machines,
-        avg_kb,
-        seed: 2026,
-    };
+/// Generate the fleet of `spec` under `work` (once), reset the files earlier runs
+/// touched, and let them settle. Returns its directory and files.
+pub fn prepare(spec: &Spec, work: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
+    let (machines, avg_kb) = (spec.machines, spec.avg_kb);
     let dir = work.join(format!("fleet-{machines}"));
     let marker = dir.join(".generated");
     if !marker.exists() {
         eprintln!("generating {machines} profiles into {}", dir.display());
         let _ = std::fs::remove_dir_all(&dir);
-        generate(&spec, &dir)?;
+        generate(spec, &dir)?;
         std::fs::write(&marker, format!("{machines} {avg_kb}"))?;
     }
     // Start from the generated content (earlier runs touched some files).
@@ -128,12 +125,40 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
             .and_then(|s| s.to_str())
             .and_then(|s| s[1..].parse().ok())
             .unwrap_or(0);
-        std::fs::write(&f, crate::generate::profile(&spec, i, 0))?;
+        std::fs::write(&f, crate::generate::profile(spec, i, 0))?;
     }
     let files = find_profiles(&dir)?;
     // Profiles written less than 2 s ago are re-read on every pass (racy timestamps): a
     // real fleet is settled, so let the files settle as they would.
     std::thread::sleep(Duration::from_millis(2100));
+    Ok((dir, files))
+}
+
+/// The change-to-live scenario (see [`crate::live`]) on the fleet of `machines`.
+pub fn run_live(
+    machines: usize,
+    work: &Path,
+    users: &Path,
+    nagios: &Path,
+    avg_kb: usize,
+) -> std::io::Result<crate::live::LiveRow> {
+    let spec = Spec {
+        machines,
+        avg_kb,
+        seed: 2026,
+    };
+    let (dir, _) = prepare(&spec, work)?;
+    crate::live::run(&spec, &dir, work, users, nagios)
+}
+
+/// Run every scenario for a fleet of `machines` under `work`.
+pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: usize) -> std::io::Result<Row> {
+    let spec = Spec {
+        machines,
+        avg_kb,
+        seed: 2026,
+    };
+    let (dir, files) = prepare(&spec, work)?;
     floor(&files); // warm the page cache
     let (floor_time, bytes) = floor(&files);
 

@@ -3,12 +3,14 @@
 //! - [`generate`]: write N reproducible profiles of a given average size, and "touch"
 //!   machines with real content changes to simulate a day's edits;
 //! - [`bench`]: the cold, no-change, one-change and hundred-change scenarios, with the
-//!   read+hash floor and `nagios -v` as references (docs/PERFORMANCE.md).
+//!   read+hash floor and `nagios -v` as references (docs/PERFORMANCE.md);
+//! - [`live`]: change to live, with a real daemon and a real Nagios.
 //!
 //! The `fleet` binary is the command-line front end.
 
 pub mod bench;
 pub mod generate;
+pub mod live;
 
 use monitor_core::translator::Translator;
 

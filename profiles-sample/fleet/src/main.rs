@@ -66,6 +66,10 @@ enum Cmd {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Run the change-to-live scenario instead: a real daemon and a real Nagios
+        /// (build `monitor-compile` first: cargo build --release --bin monitor-compile).
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -108,7 +112,21 @@ fn main() -> ExitCode {
             nagios_bin,
             avg_kb,
             json,
+            live,
         } => (|| {
+            if live {
+                let mut rows = Vec::new();
+                for n in machines {
+                    let row = bench::run_live(n, &work, &users, &nagios_bin, avg_kb)?;
+                    eprintln!("{}", serde_json::to_string(&row).unwrap_or_default());
+                    rows.push(row);
+                }
+                print!("{}", fleet::live::table(&rows));
+                if let Some(j) = json {
+                    std::fs::write(j, serde_json::to_string_pretty(&rows).unwrap_or_default())?;
+                }
+                return Ok(());
+            }
             let mut rows = Vec::new();
             for n in machines {
                 let row = bench::run(n, &work, &users, &nagios_bin, avg_kb)?;
