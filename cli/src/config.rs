@@ -2,8 +2,10 @@
 //! flags. Every key is documented in docs/daemon.md, with a sample in
 //! `profiles-sample/monitor-compile.toml`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use monitor_core::base::BaseConfig;
 use monitor_core::deploy::Reload;
 use monitor_core::guard::RemovalPolicy;
 use serde::Deserialize;
@@ -76,6 +78,14 @@ pub struct Settings {
     /// How often to look at the status file, in milliseconds.
     #[serde(default = "default_nagios_poll_ms")]
     pub nagios_poll_ms: u64,
+    /// Base objects the site defines itself, by our names (`mc-24x7`, ...): not written,
+    /// counted as defined (docs/daemon.md).
+    #[serde(default)]
+    pub site_objects: BTreeSet<String>,
+    /// Whom `nagios -v` runs as when the daemon is root. Default: the main config's
+    /// `nagios_user` (`root`: the daemon's own user).
+    #[serde(default)]
+    pub validate_user: Option<String>,
 }
 
 fn default_self_host() -> String {
@@ -136,6 +146,10 @@ pub struct Overrides {
     /// The mail program used by e-mail notifications.
     #[arg(long, value_name = "PATH")]
     pub mail_command: Option<PathBuf>,
+    /// Whom `nagios -v` runs as when we are root (default: `nagios` for --once, the main
+    /// config's `nagios_user` for the daemon; `root`: ourselves).
+    #[arg(long, value_name = "USER")]
+    pub validate_user: Option<String>,
     /// Daemon: the site's Nagios main config.
     #[arg(long, value_name = "FILE")]
     pub nagios_config: Option<PathBuf>,
@@ -191,6 +205,9 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, String> {
             table.insert(key.into(), path(v));
         }
     }
+    if let Some(u) = &o.validate_user {
+        table.insert("validate_user".into(), toml::Value::String(u.clone()));
+    }
     for (key, value) in [
         ("debounce_ms", o.debounce_ms),
         ("rescan_seconds", o.rescan_seconds),
@@ -203,13 +220,44 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, String> {
     let what = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "the command line".into());
-    toml::Value::Table(table).try_into().map_err(|e| format!("{what}: {e}"))
+    let settings: Settings = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| format!("{what}: {e}"))?;
+    settings.base_config().map_err(|e| format!("{what}: {e}"))?;
+    Ok(settings)
+}
+
+/// The base definitions' settings: the defaults with what is given on top, checked.
+pub fn base_config(
+    notifier: Option<PathBuf>,
+    mail_command: Option<PathBuf>,
+    site_objects: BTreeSet<String>,
+) -> Result<BaseConfig, monitor_core::base::BaseConfigError> {
+    let mut base = BaseConfig::default();
+    if let Some(n) = notifier {
+        base.notifier = n;
+    }
+    if let Some(m) = mail_command {
+        base.mail_command = m;
+    }
+    base.site_objects = site_objects;
+    base.check()?;
+    Ok(base)
 }
 
 impl Settings {
     /// The state directory used when the configuration does not name one.
     pub fn default_state_dir() -> PathBuf {
         default_state_dir()
+    }
+
+    /// The base definitions' settings (checked when the settings were loaded).
+    pub fn base_config(&self) -> Result<BaseConfig, monitor_core::base::BaseConfigError> {
+        base_config(
+            self.notifier.clone(),
+            self.mail_command.clone(),
+            self.site_objects.clone(),
+        )
     }
 
     pub fn cache_path(&self) -> PathBuf {
@@ -266,6 +314,28 @@ mod tests {
         std::fs::write(&f, "profiles = [\"/p\"]\nuser = \"typo\"\n").unwrap();
         let e = load(Some(&f), &Overrides::default()).unwrap_err();
         assert!(e.contains("c.toml") && e.contains("user"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod site_objects {
+    #[test]
+    fn site_objects_and_validate_user_load_and_unknown_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let base = "profiles = [\"/p\"]\nusers = \"/u.toml\"\noutput = \"/o\"\nnagios_config = \"/n.cfg\"\ncommand_file = \"/c\"\n";
+        std::fs::write(
+            &f,
+            format!("{base}site_objects = [\"mc-24x7\"]\nvalidate_user = \"nagios\"\n"),
+        )
+        .unwrap();
+        let s = super::load(Some(&f), &super::Overrides::default()).unwrap();
+        assert!(s.site_objects.contains("mc-24x7"));
+        assert_eq!(s.validate_user.as_deref(), Some("nagios"));
+        assert!(s.base_config().unwrap().site_objects.contains("mc-24x7"));
+        std::fs::write(&f, format!("{base}site_objects = [\"24x7\"]\n")).unwrap();
+        let e = super::load(Some(&f), &super::Overrides::default()).unwrap_err();
+        assert!(e.contains("c.toml") && e.contains("site_objects"), "{e}");
     }
 }
 

@@ -717,13 +717,11 @@ pub fn list_profile_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 fn make_engine(s: &Settings) -> Engine {
-    let mut base = BaseConfig::default();
-    if let Some(n) = &s.notifier {
-        base.notifier = n.clone();
-    }
-    if let Some(m) = &s.mail_command {
-        base.mail_command = m.clone();
-    }
+    let base = s.base_config().unwrap_or_else(|e| {
+        // `config::load` refuses such settings; keep the defaults rather than fail here.
+        tracing::error!(error = %e, "the base definitions' settings are invalid; using the defaults");
+        BaseConfig::default()
+    });
     let mut engine = Engine::new(crate::builtin_translators(), Box::new(TomlUsers::new(&s.users)), base);
     engine.set_status_services(true);
     engine.set_deploy_service(Some(DeployService {
@@ -741,6 +739,7 @@ fn deploy_config(s: &Settings) -> DeployConfig {
         nagios_config: s.nagios_config.clone(),
         reload: s.reload_method(),
         keep_rejected: s.keep_rejected,
+        validate_user: s.validate_user.clone(),
     }
 }
 
@@ -752,7 +751,7 @@ pub fn status_path(state_dir: &Path) -> PathBuf {
 fn write_status(state_dir: &Path, status: &Status) {
     let text = serde_json::to_string_pretty(status).unwrap_or_default();
     if let Err(e) = std::fs::create_dir_all(state_dir)
-        .and_then(|_| monitor_core::writer::write_atomic(&status_path(state_dir), text.as_bytes()))
+        .and_then(|_| monitor_core::writer::write_private(&status_path(state_dir), text.as_bytes()))
     {
         tracing::error!(error = %e, "cannot write status.json");
     }

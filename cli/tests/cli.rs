@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use monitor_core::engine::machine_file;
+use monitor_integration_tests::output_dir;
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample")
@@ -35,7 +36,7 @@ fn copy_samples(dir: &Path) {
 
 #[test]
 fn once_on_samples_validates_and_exits_zero() {
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let r = compile(&samples(), out.path(), &["--validate"]);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{stderr}");
@@ -53,7 +54,7 @@ fn once_on_samples_validates_and_exits_zero() {
 
 #[test]
 fn json_summary_goes_to_stdout() {
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let r = compile(&samples(), out.path(), &["--format", "json"]);
     assert_eq!(r.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("stdout is JSON");
@@ -72,7 +73,7 @@ fn broken_profile_exits_one_and_the_rest_is_written() {
     copy_samples(dir.path());
     let text = std::fs::read_to_string(samples().join("kdc1.xml")).unwrap();
     std::fs::write(dir.path().join("broken.xml"), &text[..text.len() / 3]).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let r = compile(dir.path(), out.path(), &["--validate"]);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{stderr}");
@@ -86,7 +87,7 @@ fn broken_profile_exits_one_and_the_rest_is_written() {
 
 #[test]
 fn missing_profile_directory_is_fatal() {
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let r = compile(Path::new("/nonexistent/profiles"), out.path(), &[]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/profiles: the profile directory is missing"));
@@ -106,7 +107,10 @@ fn monitor_test_prints_fragments_and_registrations() {
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(stdout.contains("# machine: kdc1.example.org"), "{stdout}");
-    assert!(stdout.contains("command_name                    check_kdc"), "{stdout}");
+    assert!(
+        stdout.contains("command_name                    mc-check-kdc"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("service_description             Kerberos KDC"),
         "{stdout}"
@@ -232,7 +236,7 @@ fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
     let libs = monitor_integration_tests::plugin_libs();
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(&libs.jabberd, plugins.path().join("jabberd.so")).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let r = compile(
         &samples(),
         out.path(),

@@ -519,7 +519,9 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
             "at {point} the live set is the {}",
             if new { "new" } else { "old" }
         );
-        let check = monitor_core::validate::validate_dir(&nagios_bin(), &site.path("nagios/generated")).unwrap();
+        // As this site's Nagios runs: as root (`nagios_user=root`).
+        let check =
+            monitor_core::validate::validate_dir_as(&nagios_bin(), &site.path("nagios/generated"), None).unwrap();
         assert!(check.ok, "after kill -9 at {point}: {}", check.output);
         let machine = site.path("nagios/generated").join(machine_file("ok1.example.org"));
         let has_ok1 =

@@ -1,32 +1,50 @@
-//! The base definitions every generated configuration starts with: the `24x7`
-//! timeperiod, the `default-host`, `default-service` and `generic-contact` templates,
-//! host checking, and the notification commands.
+//! The base definitions every generated configuration starts with: the `mc-24x7`
+//! timeperiod, the `mc-default-host`, `mc-default-service` and `mc-generic-contact`
+//! templates, host checking, the commands of the standard plugins that translators share,
+//! and the notification commands.
 //!
-//! Notification commands use the conventional names (`notify-host-by-email`, ...), so the
-//! output is a complete object configuration on its own: do not load the distribution's
-//! sample object files beside it, or their commands will be defined twice.
+//! Every object monitor-compile names itself (these, the commands translators define in
+//! `start_pass`, the cluster manager's commands) starts with [`PREFIX`], so that the
+//! output loads beside the distribution's sample objects (`/etc/nagios4/objects/*.cfg`)
+//! and the plugin packages' command definitions (`/etc/nagios-plugins/config/*.cfg`),
+//! which use the conventional unprefixed names (`24x7`, `check_tcp`,
+//! `notify-host-by-email`, ...). A site that wants its own definition of one of these
+//! lists it in [`BaseConfig::site_objects`].
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
+use crate::checks::{DefKey, definition_key};
 use crate::helpers::{DEFAULT_HOST, DEFAULT_SERVICE};
 use crate::nagios::{Bundle, Command, Object, ObjectKind, Value};
 
+/// The prefix of every object name monitor-compile makes up (docs/DECISIONS.md).
+pub const PREFIX: &str = "mc-";
 /// The name of the contact template.
-pub const GENERIC_CONTACT: &str = "generic-contact";
-/// `check_tcp!PORT`.
-pub const CHECK_TCP: &str = "check_tcp";
-/// `check_tcp_expect!PORT!EXPECTED-BANNER`.
-pub const CHECK_TCP_EXPECT: &str = "check_tcp_expect";
-/// `check_http!PORT`: plain HTTP on the host's address.
-pub const CHECK_HTTP: &str = "check_http";
+pub const GENERIC_CONTACT: &str = "mc-generic-contact";
+/// `mc-check-tcp!PORT`.
+pub const CHECK_TCP: &str = "mc-check-tcp";
+/// `mc-check-tcp-expect!PORT!EXPECTED-BANNER`.
+pub const CHECK_TCP_EXPECT: &str = "mc-check-tcp-expect";
+/// `mc-check-http!PORT`: plain HTTP on the host's address.
+pub const CHECK_HTTP: &str = "mc-check-http";
 /// The dummy command of passive services: CRITICAL when Nagios has to run it (stale).
-pub const CHECK_PASSIVE: &str = "check_passive";
+pub const CHECK_PASSIVE: &str = "mc-check-passive";
 /// Always UP: the host check of virtual hosts.
-pub const CHECK_DUMMY_UP: &str = "check-dummy-up";
+pub const CHECK_DUMMY_UP: &str = "mc-check-dummy-up";
+/// The host check of `mc-default-host` (ping).
+pub const CHECK_HOST_ALIVE: &str = "mc-check-host-alive";
 /// The timeperiod every template uses.
-pub const ALWAYS: &str = "24x7";
+pub const ALWAYS: &str = "mc-24x7";
+
+/// The name of the notification command for `what` (`host` or `service`) by `channel`
+/// (`email`, `xmpp` or `slack`): `mc-notify-host-by-email`, ...
+pub fn notify_command(what: &str, channel: &str) -> String {
+    format!("{PREFIX}notify-{what}-by-{channel}")
+}
 
 /// Site settings that the base definitions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +54,20 @@ pub struct BaseConfig {
     /// The notifier used for XMPP and Slack notifications (see docs/notifications.md):
     /// it is called as `NOTIFIER --channel xmpp|slack --to RECIPIENT --subject S --message M`.
     pub notifier: PathBuf,
+    /// Base objects the site defines itself, by our names (`mc-24x7`,
+    /// `mc-check-host-alive`, ...): they are not written, and references to them count
+    /// as defined. The site's object of that name and kind must exist in its own
+    /// configuration (`nagios -v` through the site's main config checks it). See
+    /// docs/daemon.md.
+    #[serde(default)]
+    pub site_objects: BTreeSet<String>,
+}
+
+/// A [`BaseConfig`] that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BaseConfigError {
+    #[error("site_objects: {name:?} is not one of the base definitions (they are: {known})")]
+    UnknownSiteObject { name: String, known: String },
 }
 
 impl Default for BaseConfig {
@@ -43,6 +75,7 @@ impl Default for BaseConfig {
         BaseConfig {
             mail_command: PathBuf::from("/usr/bin/mail"),
             notifier: PathBuf::from("/usr/lib/monitor-compile/notify"),
+            site_objects: BTreeSet::new(),
         }
     }
 }
@@ -68,8 +101,53 @@ fn template(kind: ObjectKind, name: &str, directives: &[(&str, &str)]) -> Object
     o
 }
 
-/// The base definitions, in output order.
+impl BaseConfig {
+    /// Refuse a `site_objects` entry that names none of the base definitions (a typo
+    /// would otherwise leave our own definition in place unnoticed).
+    pub fn check(&self) -> Result<(), BaseConfigError> {
+        let all = all_definitions(self);
+        let names: BTreeSet<&str> = all.iter().filter_map(base_name).collect();
+        match self.site_objects.iter().find(|n| !names.contains(n.as_str())) {
+            None => Ok(()),
+            Some(name) => Err(BaseConfigError::UnknownSiteObject {
+                name: name.clone(),
+                known: names.into_iter().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+}
+
+/// The name a base object is known by (its `name` for a template).
+fn base_name(o: &Object) -> Option<&str> {
+    match definition_key(o)? {
+        DefKey::Named(_, n) | DefKey::Template(_, n) => Some(n),
+        DefKey::Service(..) => None,
+    }
+}
+
+fn is_site_object(cfg: &BaseConfig, o: &Object) -> bool {
+    base_name(o).is_some_and(|n| cfg.site_objects.contains(n))
+}
+
+/// The base definitions we write, in output order: all of them but the site's own
+/// ([`BaseConfig::site_objects`]).
 pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
+    let mut b = all_definitions(cfg);
+    b.objects_mut().retain(|o| !is_site_object(cfg, o));
+    b
+}
+
+/// What the site defines itself instead of us: the keys of the base definitions named in
+/// [`BaseConfig::site_objects`], for the reference checks.
+pub fn site_definitions(cfg: &BaseConfig) -> Vec<(ObjectKind, String, bool)> {
+    all_definitions(cfg)
+        .iter()
+        .filter(|o| is_site_object(cfg, o))
+        .filter_map(|o| base_name(o).map(|n| (o.kind, n.to_string(), o.is_template())))
+        .collect()
+}
+
+fn all_definitions(cfg: &BaseConfig) -> Bundle {
     let mut b = Bundle::new();
     let mut tp = Object::new(ObjectKind::TimePeriod);
     tp.set("timeperiod_name", Value::Name(ALWAYS.into()));
@@ -89,13 +167,13 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
 
     let mail = cfg.mail_command.display();
     b.push(Command::new(
-        "notify-host-by-email",
+        notify_command("host", "email"),
         format!(
             "/usr/bin/printf \"%b\" \"***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\nHost: $HOSTNAME$\\nState: $HOSTSTATE$\\nAddress: $HOSTADDRESS$\\nInfo: $HOSTOUTPUT$\\n\\nDate/Time: $LONGDATETIME$\\n\" | {mail} -s \"** $NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$ **\" $CONTACTEMAIL$"
         ),
     ));
     b.push(Command::new(
-        "notify-service-by-email",
+        notify_command("service", "email"),
         format!(
             "/usr/bin/printf \"%b\" \"***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\n\\nService: $SERVICEDESC$\\nHost: $HOSTALIAS$\\nAddress: $HOSTADDRESS$\\nState: $SERVICESTATE$\\n\\nDate/Time: $LONGDATETIME$\\n\\nAdditional Info:\\n\\n$SERVICEOUTPUT$\\n\" | {mail} -s \"** $NOTIFICATIONTYPE$ Service Alert: $HOSTALIAS$/$SERVICEDESC$ is $SERVICESTATE$ **\" $CONTACTEMAIL$"
         ),
@@ -103,13 +181,13 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
     let notifier = cfg.notifier.display();
     for (channel, address) in [("xmpp", "$CONTACTADDRESS1$"), ("slack", "$CONTACTADDRESS2$")] {
         b.push(Command::new(
-            format!("notify-host-by-{channel}"),
+            notify_command("host", channel),
             format!(
                 "{notifier} --channel {channel} --to \"{address}\" --subject \"$NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$\" --message \"$HOSTOUTPUT$ ($LONGDATETIME$)\""
             ),
         ));
         b.push(Command::new(
-            format!("notify-service-by-{channel}"),
+            notify_command("service", channel),
             format!(
                 "{notifier} --channel {channel} --to \"{address}\" --subject \"$NOTIFICATIONTYPE$ Service Alert: $HOSTALIAS$/$SERVICEDESC$ is $SERVICESTATE$\" --message \"$SERVICEOUTPUT$ ($LONGDATETIME$)\""
             ),
@@ -134,7 +212,7 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
     ));
     b.push(Command::new(CHECK_DUMMY_UP, "$USER1$/check_dummy 0 'virtual host'"));
     b.push(Command::new(
-        "check-host-alive",
+        CHECK_HOST_ALIVE,
         "$USER1$/check_ping -H $HOSTADDRESS$ -w 3000.0,80% -c 5000.0,100% -p 5",
     ));
 
@@ -148,15 +226,15 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
             ("service_notification_period", ALWAYS),
             ("host_notification_options", "d,u,r,f,s"),
             ("service_notification_options", "w,u,c,r,f,s"),
-            ("host_notification_commands", "notify-host-by-email"),
-            ("service_notification_commands", "notify-service-by-email"),
+            ("host_notification_commands", &notify_command("host", "email")),
+            ("service_notification_commands", &notify_command("service", "email")),
         ],
     ));
     b.push(template(
         ObjectKind::Host,
         DEFAULT_HOST,
         &[
-            ("check_command", "check-host-alive"),
+            ("check_command", CHECK_HOST_ALIVE),
             ("check_period", ALWAYS),
             ("max_check_attempts", "5"),
             ("check_interval", "5"),
@@ -195,4 +273,45 @@ pub fn base_definitions(cfg: &BaseConfig) -> Bundle {
         ],
     ));
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_base_object_carries_the_prefix() {
+        let all = all_definitions(&BaseConfig::default());
+        assert!(all.len() > 10);
+        for o in &all {
+            let n = base_name(o).expect("every base object is named");
+            assert!(n.starts_with(PREFIX), "{n}");
+        }
+    }
+
+    #[test]
+    fn site_objects_are_left_out_and_known_to_the_checks() {
+        let mut cfg = BaseConfig::default();
+        assert_eq!(cfg.check(), Ok(()));
+        cfg.site_objects = [ALWAYS.to_string(), DEFAULT_HOST.to_string()].into();
+        assert_eq!(cfg.check(), Ok(()));
+        let written = base_definitions(&cfg);
+        assert_eq!(written.len() + 2, all_definitions(&cfg).len());
+        assert!(written.iter().all(|o| !is_site_object(&cfg, o)));
+        let mut site = site_definitions(&cfg);
+        site.sort();
+        let mut want = vec![
+            (ObjectKind::Host, DEFAULT_HOST.to_string(), true),
+            (ObjectKind::TimePeriod, ALWAYS.to_string(), false),
+        ];
+        want.sort();
+        assert_eq!(site, want);
+        cfg.site_objects.insert("24x7".into());
+        let e = cfg.check().unwrap_err();
+        assert!(
+            e.to_string().contains("\"24x7\" is not one of the base definitions"),
+            "{e}"
+        );
+        assert!(e.to_string().contains(ALWAYS), "{e}");
+    }
 }

@@ -103,6 +103,19 @@ impl Definitions {
         }
     }
 
+    /// Record an object defined outside the output (the site's own definition of a base
+    /// object, `site_objects`): references to it count as defined.
+    pub fn define_external(&mut self, kind: ObjectKind, name: &str, template: bool, source: &str) {
+        if template {
+            self.templates.entry(kind).or_default().insert(name.to_string());
+        } else {
+            let names = self.named.entry(kind).or_default();
+            if !names.contains_key(name) {
+                names.insert(name.to_string(), Arc::from(source));
+            }
+        }
+    }
+
     pub fn is_defined(&self, kind: ObjectKind, name: &str) -> bool {
         self.named.get(&kind).is_some_and(|m| m.contains_key(name))
     }

@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::engine::{Outcome, Output};
-use crate::validate::{NagiosCheck, run_verify};
+use crate::validate::{
+    NagiosCheck, is_executable_file, main_config_macros, main_config_values, missing_programs, run_verify,
+    validation_user,
+};
 
 /// How Nagios is told to load the new configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +58,9 @@ pub struct DeployConfig {
     pub reload: Reload,
     /// How many rejected sets to keep.
     pub keep_rejected: usize,
+    /// Whom `nagios -v` runs as (when we are root); `None`: the main config's
+    /// `nagios_user`, so that a set Nagios could not read is rejected.
+    pub validate_user: Option<String>,
 }
 
 /// What a deploy did.
@@ -211,7 +217,7 @@ pub fn deploy_timed(cfg: &DeployConfig, output: &Output, timings: &mut DeployTim
     pause_point(cfg, "staged");
 
     let t = std::time::Instant::now();
-    let check = validate_staging(cfg, &staging)?;
+    let check = validate_staging(cfg, &staging, output)?;
     timings.validate_ms = ms_since(t);
     if !check.ok {
         for e in &check.errors {
@@ -356,7 +362,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
     a.components().eq(b.components())
 }
 
-fn validate_staging(cfg: &DeployConfig, staging: &Path) -> Result<NagiosCheck, DeployError> {
+fn validate_staging(cfg: &DeployConfig, staging: &Path, output: &Output) -> Result<NagiosCheck, DeployError> {
     let main = std::fs::read_to_string(&cfg.nagios_config).map_err(io(&cfg.nagios_config))?;
     let main_dir = cfg.nagios_config.parent().unwrap_or(Path::new("/"));
     let text = verify_config(&main, main_dir, &cfg.live, staging)?;
@@ -364,7 +370,17 @@ fn validate_staging(cfg: &DeployConfig, staging: &Path) -> Result<NagiosCheck, D
     std::fs::create_dir_all(&verify_dir).map_err(io(&verify_dir))?;
     let path = verify_dir.join("nagios.cfg");
     std::fs::write(&path, text).map_err(io(&path))?;
-    Ok(run_verify(&cfg.nagios_bin, &path)?)
+    let user = cfg
+        .validate_user
+        .as_deref()
+        .or_else(|| main_config_values(&main, "nagios_user").last());
+    let run_as = validation_user(user)?;
+    let mut check = run_verify(&cfg.nagios_bin, &path, run_as.as_ref())?;
+    check.missing_programs = missing_programs(output, &main_config_macros(&main, main_dir), is_executable_file);
+    for m in &check.missing_programs {
+        tracing::warn!("{m}");
+    }
+    Ok(check)
 }
 
 fn keep_rejected(cfg: &DeployConfig, staging: &Path, set: &str) -> Result<PathBuf, DeployError> {

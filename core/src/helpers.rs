@@ -6,9 +6,9 @@ use crate::profile::Component;
 use crate::translator::{Context, TranslateError, Translator};
 
 /// The template every generated service inherits from.
-pub const DEFAULT_SERVICE: &str = "default-service";
+pub const DEFAULT_SERVICE: &str = "mc-default-service";
 /// The template every generated host inherits from.
-pub const DEFAULT_HOST: &str = "default-host";
+pub const DEFAULT_HOST: &str = "mc-default-host";
 
 /// Read the component's `nagios_groups` resource (space-separated in LCFG), register
 /// every group with the user manager, and return them for `contact_groups` (which the
@@ -159,7 +159,7 @@ pub fn handle_dependencies(component: &Component, ctx: &mut Context, service: &O
     Ok(())
 }
 
-/// A passive service: active checks off, passive checks on, and `check_passive` (which
+/// A passive service: active checks off, passive checks on, and `mc-check-passive` (which
 /// reports CRITICAL) for when Nagios has to check it itself. With `freshness`, Nagios
 /// does so when no result arrived for that many seconds. Register it with
 /// [`Context::add_passive_check`] so that the ACL lets its submitter in.

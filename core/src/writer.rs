@@ -2,6 +2,10 @@
 //! are rewritten (each through a temporary file and a rename), and `.cfg` files that
 //! are no longer part of the output are removed. Unchanged machine files are left
 //! alone, so an incremental pass touches only what changed.
+//!
+//! Files get the mode `File::create` would give them, and directories that of
+//! `create_dir`: 0666 and 0777 less the process umask (0644 and 0755 with the usual 022),
+//! because Nagios reads them as its own user.
 
 use std::collections::HashSet;
 use std::io;
@@ -23,6 +27,7 @@ pub struct WriteStats {
 pub fn write_output(dir: &Path, output: &Output) -> io::Result<WriteStats> {
     use rayon::prelude::*;
     let mut stats = WriteStats::default();
+    let umask = process_umask();
     std::fs::create_dir_all(dir)?;
     let parents: std::collections::BTreeSet<PathBuf> = output
         .files
@@ -39,6 +44,9 @@ pub fn write_output(dir: &Path, output: &Output) -> io::Result<WriteStats> {
         .map(|(rel, content)| -> io::Result<bool> {
             let path = dir.join(rel);
             if has_contents(&path, content.as_bytes()) {
+                // Written by an earlier version (0600), or chmod-ed since: give it the
+                // mode a new file would have, or Nagios may not be able to read it.
+                fix_mode(&path, umask)?;
                 return Ok(false);
             }
             write_atomic(&path, content.as_bytes())?;
@@ -64,12 +72,53 @@ pub fn has_contents(path: &Path, content: &[u8]) -> bool {
     std::fs::read(path).is_ok_and(|old| old == content)
 }
 
-/// Write through a temporary file in the same directory and rename it into place.
+/// The mode of a new file before the umask, as `File::create` uses it.
+const FILE_MODE: u32 = 0o666;
+
+/// Write through a temporary file in the same directory and rename it into place. The
+/// file gets the mode `File::create` would give it (0666 less the process umask).
 pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, content, FILE_MODE)
+}
+
+/// [`write_atomic`] for a state file that may hold secrets or profile contents (such as
+/// the daemon's `status.json`): readable and writable by its owner only (0600).
+pub fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, content, 0o600)
+}
+
+fn write_atomic_mode(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // The kernel applies the umask to `mode`, as it does for `File::create`.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
     io::Write::write_all(&mut tmp, content)?;
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The process umask, read without changing it (`umask(2)` can only set it, which would
+/// race with other threads creating files): the `Umask:` line of `/proc/self/status`.
+/// `None` where that is not available.
+pub fn process_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+}
+
+/// Give an existing file the mode a new one would get, when it differs.
+fn fix_mode(path: &Path, umask: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(umask) = umask else { return Ok(()) };
+    let want = FILE_MODE & !umask;
+    let have = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if have != want {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    }
     Ok(())
 }
 
@@ -132,5 +181,47 @@ impl OutputWriter {
             self.written.remove(&rel);
         }
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn files_get_the_mode_of_file_create_and_state_files_stay_private() {
+        // The umask is process-wide: read it, never set it here (cli/tests sets it in a
+        // child process).
+        let umask = process_umask().expect("Linux has /proc/self/status");
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let atomic = dir.path().join("atomic");
+        write_atomic(&atomic, b"x").unwrap();
+        assert_eq!(mode(&atomic), 0o666 & !umask);
+        assert_eq!(mode(&atomic), mode(&plain));
+        let private = dir.path().join("private");
+        write_private(&private, b"x").unwrap();
+        assert_eq!(mode(&private), 0o600);
+
+        // An unchanged file left 0600 by an earlier version gets the usual mode back.
+        let out = dir.path().join("out");
+        let output = Output {
+            files: [(PathBuf::from("20-machines/00.cfg"), std::sync::Arc::from("x\n"))].into(),
+        };
+        write_output(&out, &output).unwrap();
+        let shard = out.join("20-machines/00.cfg");
+        assert_eq!(mode(&shard), 0o666 & !umask);
+        assert_eq!(mode(&out.join("20-machines")), 0o777 & !umask);
+        std::fs::set_permissions(&shard, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let stats = write_output(&out, &output).unwrap();
+        assert_eq!((stats.written, stats.unchanged), (0, 1));
+        assert_eq!(mode(&shard), 0o666 & !umask);
     }
 }

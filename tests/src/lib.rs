@@ -1,6 +1,6 @@
 //! Shared fixtures for the end-to-end tests: the sample fleet, profile builders and the
 //! real Nagios binary. Tests that need Nagios fail (never skip) when it is missing:
-//! `.ci/run` installs `nagios4-core`.
+//! `.ci/run` installs `nagios4-core` and `monitoring-plugins`.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,17 @@ pub fn nagios_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A temporary output directory that Nagios can read: mode 0755, where
+/// `tempfile::tempdir` makes 0700. Run as root, validation runs `nagios -v` as the
+/// `nagios` user, which could not open a 0700 directory.
+pub fn output_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 /// The built-in translators (the fleet tool's list, which the benchmark uses too).

@@ -314,10 +314,10 @@ impl Translator for ClusterWatcher {
     }
     fn translate(&self, machine: &str, c: &Component, _ctx: &mut Context) -> Result<Bundle, TranslateError> {
         let mut b = Bundle::new().with(
-            Service::new("default-service")
+            Service::new("mc-default-service")
                 .host_name(machine)
                 .service_description("Cluster watcher")
-                .check_command(CheckCommand::new("check-host-alive")),
+                .check_command(CheckCommand::new("mc-check-host-alive")),
         );
         if let Some(cluster) = c.get_nonempty("watch") {
             b.push(monitor_core::helpers::service_dependency(

@@ -38,7 +38,7 @@ fn sample_fleet_exercises_every_manager_and_passes_nagios() {
     assert_eq!(r.machines, 5);
     // kdc1 1, kdc2 1, jabber1 3, web1 4 cosign + 3 apache, web2 4 cosign + 2 apache, 2 clusters.
     assert_eq!(r.services, 20);
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &result.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
@@ -122,7 +122,7 @@ impl Translator for Tags {
         let svc = Service::new(DEFAULT_SERVICE)
             .host_name(machine)
             .service_description("Tagged")
-            .check_command(CheckCommand::new("check_tcp").arg("1"))
+            .check_command(CheckCommand::new("mc-check-tcp").arg("1"))
             .contact_groups(groups);
         for t in resource_list(c, "provides") {
             ctx.add_provides(&t, svc.object())?;
@@ -191,7 +191,7 @@ fn dependency_cycle_is_caught_before_nagios() {
     let errs: Vec<String> = r.report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].contains("circular service dependency among 'Tagged' on a.example.org, 'Tagged' on b.example.org, 'Tagged' on c.example.org; 3 tag dependencies left out"), "{errs:#?}");
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &r.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
@@ -237,7 +237,7 @@ fn escalation_for_an_undefined_group_is_an_error() {
             .contains("serviceescalation refers to undefined contactgroup 'no-such-group'"),
         "{err}"
     );
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &r.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
@@ -344,7 +344,7 @@ fn a_cluster_name_nagios_cannot_take_fails_only_that_machine() {
             .contains("invalid value \"kdc-A;B!C$X\" for resource cluster name"),
         "{e}"
     );
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &r.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);

@@ -40,7 +40,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn sample_fleet_passes_real_nagios_with_zero_errors() {
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let files = find_profiles(&samples()).unwrap();
     assert_eq!(files.len(), 5);
     let result = engine().run_pass(&files).unwrap();
@@ -53,7 +53,7 @@ fn sample_fleet_passes_real_nagios_with_zero_errors() {
     assert!(check.errors.is_empty());
     let jabber = std::fs::read_to_string(out.path().join(machine_file("jabber1.example.org"))).unwrap();
     assert!(jabber.contains("service_description             Jabber SSL"));
-    assert!(jabber.contains("check_command                   check_kdc!EXAMPLE.ORG!"));
+    assert!(jabber.contains("check_command                   mc-check-kdc!EXAMPLE.ORG!"));
     let contacts = std::fs::read_to_string(out.path().join("30-contacts.cfg")).unwrap();
     for group in ["kdc", "infrastructure", "jabber"] {
         assert_eq!(
@@ -83,7 +83,7 @@ fn hostile_profile_value_cannot_create_an_object() {
     );
     std::fs::write(dir.path().join("semi.xml"), semi).unwrap();
     copy_samples(dir.path());
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     let result = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     write_output(out.path(), &result.output).unwrap();
     let all: String = read_tree(out.path())
@@ -109,7 +109,7 @@ fn hostile_profile_value_cannot_create_an_object() {
     // ; ! and $ are escaped, not passed through.
     let semi = std::fs::read_to_string(out.path().join(machine_file("semi.example.org"))).unwrap();
     assert!(
-        semi.contains("check_kdc!SEMI.ORG!a\\;b\\!c$$USER1$$!/etc/nagios4/krb5.keytab"),
+        semi.contains("mc-check-kdc!SEMI.ORG!a\\;b\\!c$$USER1$$!/etc/nagios4/krb5.keytab"),
         "{semi}"
     );
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
@@ -190,7 +190,7 @@ fn unknown_components_contexts_nested_lists_gzip_and_doctype_compile() {
         .map(|u| format!("{} {}", u.machine.as_deref().unwrap(), u.component.as_deref().unwrap()))
         .collect();
     assert_eq!(unknown, ["ctx.example.org mystery"]);
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &result.output).unwrap();
     let ctx_cfg = std::fs::read_to_string(out.path().join(machine_file("ctx.example.org"))).unwrap();
     assert!(
@@ -200,7 +200,7 @@ fn unknown_components_contexts_nested_lists_gzip_and_doctype_compile() {
     assert!(
         std::fs::read_to_string(out.path().join(machine_file("dt.example.org")))
             .unwrap()
-            .contains("check_kdc!DT.ORG")
+            .contains("mc-check-kdc!DT.ORG")
     );
     assert!(
         std::fs::read_to_string(out.path().join(machine_file("zipped.example.org")))
@@ -230,10 +230,10 @@ impl Translator for Counting {
             .get_nonempty("realm")
             .ok_or_else(|| TranslateError::missing("realm"))?;
         Ok(Bundle::new().with(
-            Service::new("default-service")
+            Service::new("mc-default-service")
                 .host_name(machine)
                 .service_description("Kerberos KDC")
-                .check_command(CheckCommand::new("check-host-alive").arg(realm))
+                .check_command(CheckCommand::new("mc-check-host-alive").arg(realm))
                 .contact_groups(groups),
         ))
     }
@@ -258,7 +258,7 @@ fn second_pass_over_unchanged_profiles_parses_and_translates_nothing() {
         BaseConfig::default(),
     );
     let files = find_profiles(dir.path()).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
 
     let first = engine.run_pass(&files).unwrap();
     assert_eq!(translates.load(Ordering::SeqCst), 2, "kdc1 and jabber1");
@@ -324,10 +324,10 @@ fn duplicate_services_and_undefined_references_are_caught_before_nagios() {
         fn translate(&self, machine: &str, _c: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
             ctx.add_contact_group("kdc");
             Ok(Bundle::new().with(
-                Service::new("default-service")
+                Service::new("mc-default-service")
                     .host_name(machine)
                     .service_description("Kerberos KDC")
-                    .check_command(CheckCommand::new("check_kdc"))
+                    .check_command(CheckCommand::new("mc-check-kdc"))
                     .contact_groups(["kdc"]),
             ))
         }
@@ -342,7 +342,7 @@ fn duplicate_services_and_undefined_references_are_caught_before_nagios() {
         }
         fn translate(&self, machine: &str, _c: &Component, _ctx: &mut Context) -> Result<Bundle, TranslateError> {
             Ok(Bundle::new().with(
-                Service::new("default-service")
+                Service::new("mc-default-service")
                     .host_name(machine)
                     .service_description("Thing")
                     .check_command(CheckCommand::new("check_nothing_defines_this"))
@@ -370,7 +370,7 @@ fn duplicate_services_and_undefined_references_are_caught_before_nagios() {
             && errs[1].contains("undefined contactgroup 'unregistered'"),
         "{errs:#?}"
     );
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &result.output).unwrap();
     assert!(
         validate_dir(&nagios_bin(), out.path()).unwrap().ok,

@@ -257,7 +257,7 @@ fn a_broken_library_keeps_its_machines_last_good_configuration() {
         errs[1].contains("[jabber1.example.org jabberd") && errs[1].contains("translator unavailable"),
         "{errs:#?}"
     );
-    let out = tempfile::tempdir().unwrap();
+    let out = output_dir();
     write_output(out.path(), &r.output).unwrap();
     assert!(validate_dir(&nagios_bin(), out.path()).unwrap().ok);
 }

@@ -7,12 +7,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use monitor_compile::config::{Overrides, Settings};
 use monitor_compile::daemon::{Status, status_path};
-use monitor_core::base::BaseConfig;
 use monitor_core::engine::Engine;
 use monitor_core::guard::{Inventory, Removal, RemovalPolicy};
 use monitor_core::plugin::host::PluginSet;
 use monitor_core::users::TomlUsers;
-use monitor_core::validate::{DEFAULT_NAGIOS, validate_dir};
+use monitor_core::validate::{
+    DEFAULT_NAGIOS, MINIMAL_RESOURCE, is_executable_file, missing_programs, parse_resource, validate_dir_as,
+    validation_user,
+};
 use monitor_core::writer::write_output;
 
 // The pass allocates many small strings on every core: mimalloc's per-thread heaps cost
@@ -325,13 +327,28 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         .clone()
         .or_else(|| from_file("nagios_bin"))
         .unwrap_or_else(|| DEFAULT_NAGIOS.into());
-    let mut base = BaseConfig::default();
-    if let Some(n) = o.notifier.clone().or_else(|| from_file("notifier")) {
-        base.notifier = n;
-    }
-    if let Some(m) = o.mail_command.clone().or_else(|| from_file("mail_command")) {
-        base.mail_command = m;
-    }
+    let site_objects = file
+        .as_ref()
+        .and_then(|t| t.get("site_objects"))
+        .map(|v| {
+            v.as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<_>>())
+                .ok_or("site_objects: expected an array of strings")
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let base = monitor_compile::config::base_config(
+        o.notifier.clone().or_else(|| from_file("notifier")),
+        o.mail_command.clone().or_else(|| from_file("mail_command")),
+        site_objects,
+    )
+    .map_err(|e| e.to_string())?;
+    let validate_user = o.validate_user.clone().or_else(|| {
+        file.as_ref()
+            .and_then(|t| t.get("validate_user"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    });
     let mut files = Vec::new();
     for dir in &profiles {
         // A missing, empty or unlistable directory is fatal: never an empty configuration.
@@ -393,7 +410,11 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let written =
         write_output(&output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
     let validation = if args.validate {
-        Some(validate_dir(&nagios_bin, &output).map_err(|e| e.to_string())?)
+        let run_as = validation_user(validate_user.as_deref()).map_err(|e| e.to_string())?;
+        let mut check = validate_dir_as(&nagios_bin, &output, run_as.as_ref()).map_err(|e| e.to_string())?;
+        check.missing_programs =
+            missing_programs(&result.output, &parse_resource(MINIMAL_RESOURCE), is_executable_file);
+        Some(check)
     } else {
         None
     };
@@ -404,8 +425,14 @@ fn once(args: &Args) -> Result<ExitCode, String> {
             }
             eprint!("{}", monitor_compile::problems(&result.report));
             if let Some(v) = &validation {
+                for m in &v.missing_programs {
+                    eprintln!("warning: {m}");
+                }
                 for e in &v.errors {
                     eprintln!("nagios: {e}");
+                }
+                if let Some(user) = &v.run_as {
+                    eprintln!("nagios -v ran as user {user}, as Nagios reads the output");
                 }
                 eprintln!(
                     "nagios -v: {} ({} errors, {} warnings)",

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 mod incremental;
 
-use crate::base::{BaseConfig, base_definitions};
+use crate::base::{BaseConfig, base_definitions, site_definitions};
 use crate::cache::{ComponentRecord, Entry, FileStat, FragmentCache, MachineRecord, Translated, TranslatorId};
 use crate::checks::Definitions;
 use crate::helpers::DEFAULT_HOST;
@@ -996,6 +996,9 @@ impl Engine {
         let mut defs = Definitions::default();
         if let Err(e) = defs.define(&base, "the base definitions") {
             report.errors.push(Problem::new(e));
+        }
+        for (kind, name, template) in site_definitions(&self.base) {
+            defs.define_external(kind, &name, template, "the site (site_objects)");
         }
         let start_ok = accept_pass_output(&mut defs, start, "start_pass", report);
         let finish_ok = accept_pass_output(&mut defs, finish, "finish_pass", report);

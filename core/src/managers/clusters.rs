@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::base::CHECK_DUMMY_UP;
+use crate::base::{CHECK_DUMMY_UP, PREFIX};
 use crate::helpers::{DEFAULT_HOST, DEFAULT_SERVICE};
 use crate::nagios::{Bundle, CheckCommand, Command, Host, Object, ObjectKind, Service, Value};
 use crate::translator::{Registration, ServiceRef};
@@ -95,7 +95,7 @@ pub fn assemble<'a>(registered: &[Registered<'a>], services: &ServiceIndex<'_>) 
                 "cluster {name}: members disagree on the threshold ({given:?}); using {threshold}"
             )));
         }
-        let command = format!("check-cluster-{name}");
+        let command = format!("{PREFIX}check-cluster-{name}");
         let states: Vec<String> = members
             .iter()
             .map(|m| format!("$SERVICESTATEID:{}:{}$", m.service.host, m.service.description))

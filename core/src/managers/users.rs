@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::base::GENERIC_CONTACT;
+use crate::base::{GENERIC_CONTACT, notify_command};
 use crate::nagios::{Bundle, Contact, ContactGroup};
 use crate::translator::Registration;
 use crate::users::ContactInfo;
@@ -63,21 +63,21 @@ pub fn assemble<'a>(registered: impl IntoIterator<Item = Registered<'a>>, contac
 }
 
 fn contact_object(c: &ContactInfo) -> Contact {
-    let mut host_cmds = vec!["notify-host-by-email".to_string()];
-    let mut svc_cmds = vec!["notify-service-by-email".to_string()];
+    let mut host_cmds = vec![notify_command("host", "email")];
+    let mut svc_cmds = vec![notify_command("service", "email")];
     let mut contact = Contact::new(GENERIC_CONTACT, &c.name).alias(c.alias.clone().unwrap_or_else(|| c.name.clone()));
     if let Some(email) = &c.email {
         contact = contact.email(email);
     }
     if let Some(jid) = &c.xmpp {
         contact = contact.text("address1", jid);
-        host_cmds.push("notify-host-by-xmpp".into());
-        svc_cmds.push("notify-service-by-xmpp".into());
+        host_cmds.push(notify_command("host", "xmpp"));
+        svc_cmds.push(notify_command("service", "xmpp"));
     }
     if let Some(slack) = &c.slack {
         contact = contact.text("address2", slack);
-        host_cmds.push("notify-host-by-slack".into());
-        svc_cmds.push("notify-service-by-slack".into());
+        host_cmds.push(notify_command("host", "slack"));
+        svc_cmds.push(notify_command("service", "slack"));
     }
     contact
         .host_notification_commands(host_cmds)

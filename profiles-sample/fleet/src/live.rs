@@ -53,7 +53,11 @@ fn services_of(spec: &Spec, i: usize, g: u64, users: &Path) -> std::io::Result<I
     let dir = tempfile::tempdir()?;
     let f = dir.path().join("m.xml");
     std::fs::write(&f, profile(spec, i, g))?;
-    let mut e = Engine::new(crate::translators(), Box::new(TomlUsers::new(users)), BaseConfig::default());
+    let mut e = Engine::new(
+        crate::translators(),
+        Box::new(TomlUsers::new(users)),
+        BaseConfig::default(),
+    );
     let r = e.run_pass(&[f]).map_err(io)?;
     Ok(Inventory::of_output(&r.output))
 }
@@ -119,7 +123,11 @@ pub fn run(spec: &Spec, fleet_dir: &Path, work: &Path, users: &Path, nagios: &Pa
              illegal_macro_output_chars=`~$&|'\"<>\n",
             s = s.display(),
             v = v.display(),
-            user = if root { "nagios_user=root\nnagios_group=root\n" } else { "" },
+            user = if root {
+                "nagios_user=root\nnagios_group=root\n"
+            } else {
+                ""
+            },
         ),
     )?;
     std::fs::write(s.join("resource.cfg"), "$USER1$=/usr/lib/nagios/plugins\n")?;
@@ -190,11 +198,15 @@ pub fn run(spec: &Spec, fleet_dir: &Path, work: &Path, users: &Path, nagios: &Pa
     let total = (t_end - t0).as_secs_f64() * 1000.0;
     let j = status().ok_or_else(|| io("no status.json"))?;
     if j["started_at"].as_u64().unwrap_or(0) < before || j["deploy"]["result"] != "deployed" {
-        return Err(io(format!("the last pass is not the deploy of the change: {}", j["deploy"])));
+        return Err(io(format!(
+            "the last pass is not the deploy of the change: {}",
+            j["deploy"]
+        )));
     }
     let p = &j["phases"];
     let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
-    let daemon = DEBOUNCE_MS as f64 + f("scan_ms") + f("compile_ms") + f("write_ms") + f("validate_ms") + f("reload_ms");
+    let daemon =
+        DEBOUNCE_MS as f64 + f("scan_ms") + f("compile_ms") + f("write_ms") + f("validate_ms") + f("reload_ms");
     // Restore the fleet's file, for the next run.
     std::fs::write(&path, profile(spec, machine, 0))?;
     running.0.iter_mut().for_each(|c| {

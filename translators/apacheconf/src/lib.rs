@@ -2,13 +2,13 @@
 //! and each of its virtual hosts.
 //!
 //! It emits:
-//! - `Apache`: plain HTTP on the lowest port Apache listens on (`check_http`), with the
+//! - `Apache`: plain HTTP on the lowest port Apache listens on (`mc-check-http`), with the
 //!   component's event handler when one is named, so that Nagios can restart Apache
 //!   itself (the self-healing set-up of the cfengine article);
 //! - `vhost <name>` for every entry of the `vhosts` list, in list order: an HTTP request
-//!   for the virtual host's name on its port (`apacheconf_check_vhost`), or, for an SSL
+//!   for the virtual host's name on its port (`mc-apacheconf-check-vhost`), or, for an SSL
 //!   virtual host, an HTTPS request with SNI that also warns when the certificate expires
-//!   within a number of days (`apacheconf_check_vhost_ssl`). Every virtual host depends
+//!   within a number of days (`mc-apacheconf-check-vhost-ssl`). Every virtual host depends
 //!   on `Apache` through a `servicedependency`, so that when Apache is down only
 //!   `Apache` notifies, not every one of possibly hundreds of virtual hosts.
 //!
@@ -54,11 +54,11 @@ use monitor_core::profile::{Component, NodeRef};
 use monitor_core::translator::{Context, TranslateError, Translator};
 
 /// The plain virtual host check command name.
-pub const CHECK_VHOST: &str = "apacheconf_check_vhost";
+pub const CHECK_VHOST: &str = "mc-apacheconf-check-vhost";
 /// The plain virtual host check: `$ARG1$` virtual host name, `$ARG2$` port.
 pub const CHECK_VHOST_LINE: &str = "$USER1$/check_http -I '$HOSTADDRESS$' -H '$ARG1$' -p '$ARG2$'";
 /// The SSL virtual host check command name.
-pub const CHECK_VHOST_SSL: &str = "apacheconf_check_vhost_ssl";
+pub const CHECK_VHOST_SSL: &str = "mc-apacheconf-check-vhost-ssl";
 /// The SSL virtual host check: `$ARG1$` name, `$ARG2$` port, `$ARG3$` certificate warning days.
 pub const CHECK_VHOST_SSL_LINE: &str =
     "$USER1$/check_http -I '$HOSTADDRESS$' -H '$ARG1$' -p '$ARG2$' -S --sni -C '$ARG3$'";

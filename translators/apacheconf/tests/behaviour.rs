@@ -130,11 +130,11 @@ fn start_pass_command_lines() {
         commands,
         [
             (
-                "apacheconf_check_vhost",
+                "mc-apacheconf-check-vhost",
                 "$USER1$/check_http -I '$HOSTADDRESS$' -H '$ARG1$' -p '$ARG2$'"
             ),
             (
-                "apacheconf_check_vhost_ssl",
+                "mc-apacheconf-check-vhost-ssl",
                 "$USER1$/check_http -I '$HOSTADDRESS$' -H '$ARG1$' -p '$ARG2$' -S --sni -C '$ARG3$'"
             ),
             (
@@ -163,17 +163,17 @@ fn web1_has_apache_and_two_vhosts() {
     assert_eq!(
         summary(&bundle),
         [
-            row("service", "Apache", "check_http!80"),
+            row("service", "Apache", "mc-check-http!80"),
             row(
                 "service",
                 "vhost www.example.org",
-                "apacheconf_check_vhost_ssl!www.example.org!443!21"
+                "mc-apacheconf-check-vhost-ssl!www.example.org!443!21"
             ),
             row("servicedependency", "vhost www.example.org", ""),
             row(
                 "service",
                 "vhost weblogin.example.org",
-                "apacheconf_check_vhost_ssl!weblogin.example.org!443!21"
+                "mc-apacheconf-check-vhost-ssl!weblogin.example.org!443!21"
             ),
             row("servicedependency", "vhost weblogin.example.org", ""),
         ]
@@ -221,15 +221,24 @@ fn apache_port_is_the_lowest_listen_port() {
         "{}{GROUPS}",
         listen(&[("a", "*:8443"), ("b", "10.0.0.1:8080"), ("c", "[::1]:9000")])
     ));
-    assert_eq!(summary(&result.unwrap()), [row("service", "Apache", "check_http!8080")]);
+    assert_eq!(
+        summary(&result.unwrap()),
+        [row("service", "Apache", "mc-check-http!8080")]
+    );
 }
 
 #[test]
 fn apache_port_without_listen_comes_from_port() {
     let (result, _) = translate_flat(&[("nagios_groups", "www")]);
-    assert_eq!(summary(&result.unwrap()), [row("service", "Apache", "check_http!80")]);
+    assert_eq!(
+        summary(&result.unwrap()),
+        [row("service", "Apache", "mc-check-http!80")]
+    );
     let (result, _) = translate_flat(&[("port", "8000"), ("nagios_groups", "www")]);
-    assert_eq!(summary(&result.unwrap()), [row("service", "Apache", "check_http!8000")]);
+    assert_eq!(
+        summary(&result.unwrap()),
+        [row("service", "Apache", "mc-check-http!8000")]
+    );
     let (result, _) = translate_flat(&[("port", "0"), ("nagios_groups", "www")]);
     assert_eq!(invalid(result), ("port".into(), "0".into()));
 }
@@ -301,31 +310,31 @@ fn vhost_ports_checks_and_certificate_days() {
     assert_eq!(
         services,
         [
-            row("service", "Apache", "check_http!80"),
+            row("service", "Apache", "mc-check-http!80"),
             row(
                 "service",
                 "vhost plain.example.org",
-                "apacheconf_check_vhost!plain.example.org!80"
+                "mc-apacheconf-check-vhost!plain.example.org!80"
             ),
             row(
                 "service",
                 "vhost alt.example.org",
-                "apacheconf_check_vhost!alt.example.org!8080"
+                "mc-apacheconf-check-vhost!alt.example.org!8080"
             ),
             row(
                 "service",
                 "vhost tls.example.org",
-                "apacheconf_check_vhost_ssl!tls.example.org!443!10"
+                "mc-apacheconf-check-vhost-ssl!tls.example.org!443!10"
             ),
             row(
                 "service",
                 "vhost own.example.org",
-                "apacheconf_check_vhost_ssl!own.example.org!8443!45"
+                "mc-apacheconf-check-vhost-ssl!own.example.org!8443!45"
             ),
             row(
                 "service",
                 "vhost off.example.org",
-                "apacheconf_check_vhost!off.example.org!80"
+                "mc-apacheconf-check-vhost!off.example.org!80"
             ),
         ]
     );
@@ -420,10 +429,10 @@ fn event_handler_is_attached_to_apache_only() {
     assert_eq!(
         directives(apache),
         pairs(&[
-            ("use", "default-service"),
+            ("use", "mc-default-service"),
             ("host_name", MACHINE),
             ("service_description", "Apache"),
-            ("check_command", "check_http!80"),
+            ("check_command", "mc-check-http!80"),
             ("contact_groups", "www"),
             ("event_handler", "restart-apache"),
             ("event_handler_enabled", "1"),
@@ -472,18 +481,18 @@ fn escalation_for_apache_only() {
     assert_eq!(
         summary(&bundle),
         [
-            row("service", "Apache", "check_http!80"),
+            row("service", "Apache", "mc-check-http!80"),
             row("serviceescalation", "Apache", ""),
             row(
                 "service",
                 "vhost www.example.org",
-                "apacheconf_check_vhost!www.example.org!80"
+                "mc-apacheconf-check-vhost!www.example.org!80"
             ),
             row("servicedependency", "vhost www.example.org", ""),
             row(
                 "service",
                 "vhost tls.example.org",
-                "apacheconf_check_vhost_ssl!tls.example.org!443!21"
+                "mc-apacheconf-check-vhost-ssl!tls.example.org!443!21"
             ),
             row("servicedependency", "vhost tls.example.org", ""),
         ]

@@ -3,11 +3,11 @@
 //!
 //! The Perl guide's case study lists the four services the component launches, and this
 //! translator monitors each of them:
-//! - `Cosign HTTP`: the login server's Apache on the plain HTTP port (`check_http`);
+//! - `Cosign HTTP`: the login server's Apache on the plain HTTP port (`mc-check-http`);
 //! - `Cosign HTTPS`: the same over TLS, warning when the certificate expires within a
-//!   number of days (`cosign_check_https`, defined by `start_pass`);
+//!   number of days (`mc-cosign-check-https`, defined by `start_pass`);
 //! - `cosignd`: the cosign daemon, which must greet with
-//!   `220 2 Collaborative Web Single Sign-On` (`check_tcp_expect`);
+//!   `220 2 Collaborative Web Single Sign-On` (`mc-check-tcp-expect`);
 //! - `monsterd`: only when the server is replicated. It listens on no port and cannot be
 //!   checked from the monitoring server, so it is a passive service: a script on the
 //!   machine submits its results, and the service goes CRITICAL when none has arrived
@@ -60,7 +60,7 @@ use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
 
 /// The HTTPS check command name.
-pub const COSIGN_CHECK_HTTPS: &str = "cosign_check_https";
+pub const COSIGN_CHECK_HTTPS: &str = "mc-cosign-check-https";
 /// The HTTPS check command line: `$ARG1$` port, `$ARG2$` certificate warning days.
 pub const COSIGN_CHECK_HTTPS_LINE: &str = "$USER1$/check_http -I '$HOSTADDRESS$' -S -p '$ARG1$' -C '$ARG2$'";
 /// The greeting of a working cosignd.

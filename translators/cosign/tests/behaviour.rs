@@ -122,7 +122,7 @@ fn start_pass_command_line() {
     assert_eq!(bundle.len(), 1);
     let o = &bundle.objects()[0];
     assert_eq!(o.kind, ObjectKind::Command);
-    assert_eq!(o.get_str("command_name"), Some("cosign_check_https"));
+    assert_eq!(o.get_str("command_name"), Some("mc-cosign-check-https"));
     assert_eq!(
         o.get_str("command_line"),
         Some("$USER1$/check_http -I '$HOSTADDRESS$' -S -p '$ARG1$' -C '$ARG2$'")
@@ -136,17 +136,17 @@ fn unreplicated_server_has_no_cluster_and_no_monsterd() {
     assert_eq!(
         summary(&bundle),
         [
-            row("service", "Cosign HTTP", "check_http!80"),
-            row("service", "Cosign HTTPS", "cosign_check_https!443!28"),
+            row("service", "Cosign HTTP", "mc-check-http!80"),
+            row("service", "Cosign HTTPS", "mc-cosign-check-https!443!28"),
             row(
                 "service",
                 "cosignd",
-                "check_tcp_expect!6663!220 2 Collaborative Web Single Sign-On"
+                "mc-check-tcp-expect!6663!220 2 Collaborative Web Single Sign-On"
             ),
         ]
     );
     for o in &bundle {
-        assert_eq!(o.get_str("use"), Some("default-service"));
+        assert_eq!(o.get_str("use"), Some("mc-default-service"));
         assert_eq!(
             o.get("contact_groups").map(Value::render).as_deref(),
             Some("weblogin,ops")
@@ -191,10 +191,10 @@ fn monsterd_is_passive_with_freshness() {
     let monsterd: &Object = &bundle.objects()[3];
     let directives: Vec<(&str, String)> = monsterd.directives().map(|(d, v)| (d, v.render())).collect();
     let expected = [
-        ("use", "default-service"),
+        ("use", "mc-default-service"),
         ("host_name", MACHINE),
         ("service_description", "monsterd"),
-        ("check_command", "check_passive"),
+        ("check_command", "mc-check-passive"),
         ("active_checks_enabled", "0"),
         ("passive_checks_enabled", "1"),
         ("check_freshness", "1"),
@@ -324,12 +324,12 @@ fn ports_and_days_come_from_resources() {
     assert_eq!(
         summary(&result.unwrap()),
         [
-            row("service", "Cosign HTTP", "check_http!8080"),
-            row("service", "Cosign HTTPS", "cosign_check_https!8443!14"),
+            row("service", "Cosign HTTP", "mc-check-http!8080"),
+            row("service", "Cosign HTTPS", "mc-cosign-check-https!8443!14"),
             row(
                 "service",
                 "cosignd",
-                "check_tcp_expect!16663!220 2 Collaborative Web Single Sign-On"
+                "mc-check-tcp-expect!16663!220 2 Collaborative Web Single Sign-On"
             ),
         ]
     );
@@ -405,15 +405,15 @@ fn escalations_follow_the_services_they_name() {
     assert_eq!(
         summary(&bundle),
         [
-            row("service", "Cosign HTTP", "check_http!80"),
-            row("service", "Cosign HTTPS", "cosign_check_https!443!28"),
+            row("service", "Cosign HTTP", "mc-check-http!80"),
+            row("service", "Cosign HTTPS", "mc-cosign-check-https!443!28"),
             row(
                 "service",
                 "cosignd",
-                "check_tcp_expect!6663!220 2 Collaborative Web Single Sign-On"
+                "mc-check-tcp-expect!6663!220 2 Collaborative Web Single Sign-On"
             ),
             row("serviceescalation", "cosignd", ""),
-            row("service", "monsterd", "check_passive"),
+            row("service", "monsterd", "mc-check-passive"),
             row("serviceescalation", "monsterd", ""),
         ]
     );

@@ -5,7 +5,7 @@
 //! checks the server's stream header and, when the component is configured with a
 //! certificate, a `Jabber SSL` service that does the same over TLS on the SSL port and
 //! warns when the certificate expires within a number of days. `start_pass` defines the
-//! `check_jabber` and `check_jabber_ssl` commands, which the Nagios plugins do not ship:
+//! `mc-check-jabber` and `mc-check-jabber-ssl` commands, which the Nagios plugins do not ship:
 //! the stream header the stock `check_jabber` expects differs in attribute order from
 //! the one jabberd sends, so the commands pass their own expect string.
 //!
@@ -30,9 +30,9 @@ use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
 
 /// The plain check command name.
-pub const CHECK_JABBER: &str = "check_jabber";
+pub const CHECK_JABBER: &str = "mc-check-jabber";
 /// The SSL check command name.
-pub const CHECK_JABBER_SSL: &str = "check_jabber_ssl";
+pub const CHECK_JABBER_SSL: &str = "mc-check-jabber-ssl";
 /// The start of the stream header jabberd sends, in jabberd's attribute order.
 pub const EXPECT_XML: &str =
     "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'";
@@ -47,12 +47,12 @@ pub const DEFAULT_CERT_WARN_DAYS: u32 = 28;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Jabberd;
 
-/// The `check_jabber` command line: `$ARG1$` port.
+/// The `mc-check-jabber` command line: `$ARG1$` port.
 pub fn check_jabber_line() -> String {
     format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' -e \"{EXPECT_XML}\"")
 }
 
-/// The `check_jabber_ssl` command line: `$ARG1$` port, `$ARG2$` certificate warning days.
+/// The `mc-check-jabber-ssl` command line: `$ARG1$` port, `$ARG2$` certificate warning days.
 pub fn check_jabber_ssl_line() -> String {
     format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' --ssl -D '$ARG2$' -e \"{EXPECT_XML}\"")
 }

@@ -32,7 +32,7 @@ fn services(bundle: &Bundle) -> Vec<(String, String)> {
         .iter()
         .map(|o| {
             assert_eq!(o.get_str("host_name"), Some(MACHINE));
-            assert_eq!(o.get_str("use"), Some("default-service"));
+            assert_eq!(o.get_str("use"), Some("mc-default-service"));
             (
                 o.get_str("service_description").unwrap().to_string(),
                 o.get("check_command").unwrap().render(),
@@ -71,7 +71,7 @@ fn no_pemfile_means_no_ssl_service() {
     let (result, ctx) = translate("<c2s_pemfile></c2s_pemfile><nagios_groups>jabber ops</nagios_groups>");
     let bundle = result.unwrap();
     bundle.check().unwrap();
-    assert_eq!(services(&bundle), [pair("Jabber", "check_jabber!5222")]);
+    assert_eq!(services(&bundle), [pair("Jabber", "mc-check-jabber!5222")]);
     assert!(!bundle.render().contains("Jabber SSL"));
     assert_eq!(
         bundle.objects()[0].get("contact_groups").map(Value::render).as_deref(),
@@ -94,8 +94,8 @@ fn pemfile_adds_ssl_service_with_defaults() {
     assert_eq!(
         services(&bundle),
         [
-            pair("Jabber", "check_jabber!5222"),
-            pair("Jabber SSL", "check_jabber_ssl!5223!28")
+            pair("Jabber", "mc-check-jabber!5222"),
+            pair("Jabber SSL", "mc-check-jabber-ssl!5223!28")
         ]
     );
     assert_eq!(
@@ -120,8 +120,8 @@ fn ports_and_days_come_from_resources() {
     assert_eq!(
         services(&result.unwrap()),
         [
-            pair("Jabber", "check_jabber!15222"),
-            pair("Jabber SSL", "check_jabber_ssl!15223!7")
+            pair("Jabber", "mc-check-jabber!15222"),
+            pair("Jabber SSL", "mc-check-jabber-ssl!15223!7")
         ]
     );
 }
@@ -151,7 +151,7 @@ fn ssl_resources_are_ignored_without_a_pemfile() {
     let (result, _) = translate(
         "<c2s_ssl_port>bogus</c2s_ssl_port><cert_warn_days>0</cert_warn_days><nagios_groups>j</nagios_groups>",
     );
-    assert_eq!(services(&result.unwrap()), [pair("Jabber", "check_jabber!5222")]);
+    assert_eq!(services(&result.unwrap()), [pair("Jabber", "mc-check-jabber!5222")]);
 }
 
 #[test]
@@ -184,11 +184,11 @@ fn start_pass_command_lines() {
         commands,
         [
             (
-                "check_jabber",
+                "mc-check-jabber",
                 format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' {quoted}").as_str()
             ),
             (
-                "check_jabber_ssl",
+                "mc-check-jabber-ssl",
                 format!("$USER1$/check_jabber -H '$HOSTADDRESS$' -p '$ARG1$' --ssl -D '$ARG2$' {quoted}").as_str()
             ),
         ]

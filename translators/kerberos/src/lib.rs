@@ -3,7 +3,7 @@
 //! For a machine whose `kerberos.type` is `master` or `slave`, it emits one service,
 //! `Kerberos KDC`, checked by the `check_kdc` plugin, which asks the KDC on the machine
 //! for a ticket for the monitoring principal in the machine's realm. `start_pass`
-//! defines the `check_kdc` command once per pass.
+//! defines the `mc-check-kdc` command once per pass.
 //!
 //! Resources read:
 //! - `type` (required): `master` or `slave`; anything else is warned about and the
@@ -34,9 +34,9 @@ use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
 use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
 
-/// The `check_kdc` command name.
-pub const CHECK_KDC: &str = "check_kdc";
-/// The `check_kdc` command line: `$ARG1$` realm, `$ARG2$` principal, `$ARG3$` keytab.
+/// The `mc-check-kdc` command name (it runs the `check_kdc` plugin).
+pub const CHECK_KDC: &str = "mc-check-kdc";
+/// The `mc-check-kdc` command line: `$ARG1$` realm, `$ARG2$` principal, `$ARG3$` keytab.
 pub const CHECK_KDC_LINE: &str = "$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1$' -P '$ARG2$' -k '$ARG3$'";
 /// The keytab used when `nagios_keytab` is unset.
 pub const DEFAULT_KEYTAB: &str = "/etc/nagios4/krb5.keytab";

@@ -89,12 +89,12 @@ fn defaults_principal_and_keytab() {
     bundle.check().unwrap();
     assert_eq!(
         check_command(&bundle),
-        "check_kdc!EX.ORG!nagios/monitor@EX.ORG!/etc/nagios4/krb5.keytab"
+        "mc-check-kdc!EX.ORG!nagios/monitor@EX.ORG!/etc/nagios4/krb5.keytab"
     );
     let o = &bundle.objects()[0];
     assert_eq!(o.get_str("host_name"), Some(MACHINE));
     assert_eq!(o.get_str("service_description"), Some("Kerberos KDC"));
-    assert_eq!(o.get_str("use"), Some("default-service"));
+    assert_eq!(o.get_str("use"), Some("mc-default-service"));
     assert_eq!(o.get("contact_groups").map(Value::render).as_deref(), Some("a,b"));
     assert_eq!(
         ctx.registrations(),
@@ -123,7 +123,7 @@ fn principal_and_keytab_resources_override_defaults() {
     );
     assert_eq!(
         check_command(&result.unwrap()),
-        "check_kdc!EX.ORG!probe/mon1@EX.ORG!/etc/probe.keytab"
+        "mc-check-kdc!EX.ORG!probe/mon1@EX.ORG!/etc/probe.keytab"
     );
 }
 
@@ -135,7 +135,7 @@ fn empty_principal_and_keytab_fall_back_to_defaults() {
     );
     assert_eq!(
         check_command(&result.unwrap()),
-        "check_kdc!EX.ORG!nagios/monitor@EX.ORG!/etc/nagios4/krb5.keytab"
+        "mc-check-kdc!EX.ORG!nagios/monitor@EX.ORG!/etc/nagios4/krb5.keytab"
     );
 }
 
@@ -148,7 +148,7 @@ fn command_arguments_are_escaped() {
     bundle.check().unwrap();
     assert_eq!(
         check_command(&bundle),
-        "check_kdc!EX.ORG!a\\!b$$c\\;d!/etc/nagios4/krb5.keytab"
+        "mc-check-kdc!EX.ORG!a\\!b$$c\\;d!/etc/nagios4/krb5.keytab"
     );
 }
 
@@ -198,7 +198,7 @@ fn start_pass_command_line() {
     bundle.check().unwrap();
     assert_eq!(bundle.len(), 1);
     let o = &bundle.objects()[0];
-    assert_eq!(o.get_str("command_name"), Some("check_kdc"));
+    assert_eq!(o.get_str("command_name"), Some("mc-check-kdc"));
     assert_eq!(
         o.get_str("command_line"),
         Some("$USER1$/check_kdc -H '$HOSTADDRESS$' -r '$ARG1$' -P '$ARG2$' -k '$ARG3$'")
