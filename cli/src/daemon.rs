@@ -525,7 +525,10 @@ impl Daemon {
         // The removal guard.
         let cfg = deploy_config(&self.settings);
         let set = deploy::digest(&result.output);
+        let ti = Instant::now();
         let new_inventory = self.inventory_cache.inventory(&result.output);
+        // The guard's inventory counts as compiling.
+        phases.compile_ms += ms_since(ti);
         let live = match &self.live_inventory {
             Some(l) => Ok(l.clone()),
             None => Inventory::of_dir(&self.settings.output)
