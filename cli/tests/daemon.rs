@@ -248,6 +248,19 @@ fn running(mut site: Site) -> Site {
     site
 }
 
+/// Add (or rewrite) machine `m`, monitored for the flaky plugin's component.
+fn add_flaky(site: &Site, m: &str) {
+    write(
+        site,
+        &format!("profiles/{m}.xml"),
+        &profile_xml(
+            m,
+            "flaky",
+            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        ),
+    );
+}
+
 fn write(site: &Site, rel: &str, text: &str) {
     let tmp = site.path(&format!("{rel}.tmp"));
     std::fs::write(&tmp, text).unwrap();
@@ -327,15 +340,7 @@ fn daemon_deploys_reports_and_keeps_last_good_config() {
     });
 
     // 7. An error text cannot inject an external command: it arrives as one clean line.
-    write(
-        &site,
-        "profiles/inject1.xml",
-        &profile_xml(
-            "inject1",
-            "flaky",
-            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
-        ),
-    );
+    add_flaky(&site, "inject1");
     site.wait("CRITICAL for inject1", || {
         site.service("inject1.example.org", "monitoring: flaky")
             .is_some_and(|s| s["current_state"] == "2")
@@ -369,15 +374,7 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
     let site = running_site();
     let before = site.live_target();
     let before_cfg = std::fs::read_to_string(site.path("nagios/generated/00-base.cfg")).unwrap();
-    write(
-        &site,
-        "profiles/reject1.xml",
-        &profile_xml(
-            "reject1",
-            "flaky",
-            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
-        ),
-    );
+    add_flaky(&site, "reject1");
     site.wait("a rejection", || {
         site.status_json().is_some_and(|s| s["deploy"]["result"] == "rejected")
     });
@@ -750,15 +747,7 @@ fn empty_missing_or_replaced_profile_directories_never_become_an_empty_configura
             .is_some_and(|s| s["files"] == 4 && s["held"].is_null() && s["deploy"]["result"] == "deployed")
     });
     // A change inside the replaced directory is seen without waiting for a rescan.
-    write(
-        &site,
-        "profiles/ok2.xml",
-        &profile_xml(
-            "ok2",
-            "flaky",
-            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
-        ),
-    );
+    add_flaky(&site, "ok2");
     site.wait("a change in the replaced directory", || {
         site.status_json().is_some_and(|s| s["files"] == 5)
     });
@@ -858,15 +847,7 @@ fn results_reach_a_nagios_started_later_and_deploys_submit_only_what_changed() {
     );
 
     // One machine changes: only its results (and the deploy's) are submitted.
-    write(
-        &site,
-        "profiles/ok1.xml",
-        &profile_xml(
-            "ok1",
-            "flaky",
-            "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
-        ),
-    );
+    add_flaky(&site, "ok1");
     site.wait("ok1's result in Nagios", || {
         site.service("ok1.example.org", "monitoring: flaky")
             .is_some_and(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")

@@ -208,20 +208,57 @@ fn replacing_a_library_between_passes_uses_the_new_code() {
     );
 }
 
-#[test]
-fn a_broken_library_keeps_its_machines_last_good_configuration() {
-    let libs = plugin_libs();
+/// The samples in a directory, and an engine whose jabberd translator is the plugin
+/// library installed in a plugin directory (`installed`), with `set` scanning it.
+struct JabberdPlugin {
+    dir: tempfile::TempDir,
+    files: Vec<std::path::PathBuf>,
+    plugin_dir: tempfile::TempDir,
+    installed: std::path::PathBuf,
+    _copies: tempfile::TempDir,
+    set: PluginSet,
+    e: Engine,
+}
+
+fn jabberd_plugin(also: &[(&Path, &str)]) -> JabberdPlugin {
     let dir = tempfile::tempdir().unwrap();
     copy_samples(dir.path());
     let files = find_profiles(dir.path()).unwrap();
     let plugin_dir = tempfile::tempdir().unwrap();
     let installed = plugin_dir.path().join("jabberd.so");
-    std::fs::copy(&libs.jabberd, &installed).unwrap();
+    std::fs::copy(&plugin_libs().jabberd, &installed).unwrap();
+    for (lib, name) in also {
+        std::fs::copy(lib, plugin_dir.path().join(name)).unwrap();
+    }
     let copies = tempfile::tempdir().unwrap();
-    let mut set = PluginSet::new(vec![plugin_dir.path().to_path_buf()], copies.path().to_path_buf());
+    let set = PluginSet::new(vec![plugin_dir.path().to_path_buf()], copies.path().to_path_buf());
     let mut without = translators();
     without.retain(|t| t.component() != "jabberd");
-    let mut e = Engine::new(without, users(), BaseConfig::default());
+    let e = Engine::new(without, users(), BaseConfig::default());
+    JabberdPlugin {
+        dir,
+        files,
+        plugin_dir,
+        installed,
+        _copies: copies,
+        set,
+        e,
+    }
+}
+
+#[test]
+fn a_broken_library_keeps_its_machines_last_good_configuration() {
+    let libs = plugin_libs();
+    // Every directory is bound: a field left to `..` would be dropped (deleted) here.
+    let JabberdPlugin {
+        dir,
+        files,
+        installed,
+        mut set,
+        mut e,
+        plugin_dir: _plugin_dir,
+        _copies,
+    } = jabberd_plugin(&[]);
     set.refresh().loaded.into_iter().for_each(|p| e.add_plugin(p));
     let good = e.run_pass(&files).unwrap();
     assert!(good.report.errors.is_empty());
@@ -264,20 +301,17 @@ fn a_broken_library_keeps_its_machines_last_good_configuration() {
 
 #[test]
 fn an_uninstalled_library_stops_serving_and_a_deleted_broken_one_is_forgotten() {
-    let libs = plugin_libs();
-    let dir = tempfile::tempdir().unwrap();
-    copy_samples(dir.path());
-    let files = find_profiles(dir.path()).unwrap();
-    let plugin_dir = tempfile::tempdir().unwrap();
-    let installed = plugin_dir.path().join("jabberd.so");
-    std::fs::copy(&libs.jabberd, &installed).unwrap();
+    // Every directory is bound: a field left to `..` would be dropped (deleted) here.
+    let JabberdPlugin {
+        dir: _dir,
+        files,
+        plugin_dir,
+        installed,
+        mut set,
+        mut e,
+        _copies,
+    } = jabberd_plugin(&[(&plugin_libs().bad_abi, "zz-bad.so")]);
     let broken = plugin_dir.path().join("zz-bad.so");
-    std::fs::copy(&libs.bad_abi, &broken).unwrap();
-    let copies = tempfile::tempdir().unwrap();
-    let mut set = PluginSet::new(vec![plugin_dir.path().to_path_buf()], copies.path().to_path_buf());
-    let mut without = translators();
-    without.retain(|t| t.component() != "jabberd");
-    let mut e = Engine::new(without, users(), BaseConfig::default());
     let refresh = set.refresh();
     refresh.loaded.into_iter().for_each(|p| e.add_plugin(p));
     for b in &refresh.broken {
