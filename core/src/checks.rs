@@ -29,6 +29,8 @@ impl Definitions {
         let mut errors = Vec::new();
         let mut added: Vec<(ObjectKind, &str)> = Vec::new();
         let mut added_services: Vec<(&str, &str)> = Vec::new();
+        // Templates are recorded only when the whole bundle is accepted.
+        let mut added_templates: Vec<(ObjectKind, &str)> = Vec::new();
         for o in bundle {
             if o.kind == ObjectKind::Service && !o.is_template() {
                 match (o.get_str("host_name"), o.get_str("service_description")) {
@@ -51,10 +53,7 @@ impl Definitions {
             }
             if o.is_template() {
                 if let Some(n) = o.get_str("name") {
-                    let set = self.templates.entry(o.kind).or_default();
-                    if !set.contains(n) {
-                        set.insert(n.to_string());
-                    }
+                    added_templates.push((o.kind, n));
                 }
                 continue;
             }
@@ -72,6 +71,12 @@ impl Definitions {
             }
         }
         if errors.is_empty() {
+            for (kind, n) in added_templates {
+                let set = self.templates.entry(kind).or_default();
+                if !set.contains(n) {
+                    set.insert(n.to_string());
+                }
+            }
             for (h, d) in added_services {
                 match self.services.get_mut(h) {
                     Some(m) => {
@@ -294,5 +299,30 @@ pub fn service_references(o: &Object) -> Vec<(&str, &str)> {
             })
             .unwrap_or_default(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nagios::{Service, Value};
+
+    #[test]
+    fn a_rejected_bundle_defines_no_template() {
+        let mut defs = Definitions::default();
+        let svc = Service::new("").host_name("h").service_description("S");
+        defs.define(&Bundle::new().with(svc.clone()), "a").unwrap();
+        let mut t = Object::new(ObjectKind::Service);
+        t.set("name", Value::Name("tpl".into()));
+        t.set("register", Value::Plain("0".into()));
+        let bad = Bundle::new().with(t).with(svc);
+        assert!(defs.define(&bad, "b").is_err());
+        let mut u = Service::new("tpl")
+            .host_name("h")
+            .service_description("T")
+            .into_object();
+        u.set("check_command", Value::Name("c".into()));
+        let errs = defs.check_references(&Bundle::new().with(u), "").unwrap_err();
+        assert!(errs.contains("uses undefined template 'tpl'"), "{errs}");
     }
 }

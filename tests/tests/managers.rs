@@ -349,3 +349,45 @@ fn a_cluster_name_nagios_cannot_take_fails_only_that_machine() {
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
 }
+
+/// Emits a host for the machine it translates (which the engine defines).
+struct OwnHost;
+
+impl Translator for OwnHost {
+    fn component(&self) -> &str {
+        "ownhost"
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn translate(&self, machine: &str, _: &Component, _: &mut Context) -> Result<Bundle, TranslateError> {
+        Ok(Bundle::new().with(monitor_core::nagios::Host::new("").host_name(machine)))
+    }
+}
+
+#[test]
+fn a_translator_defining_its_machines_host_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    std::fs::write(dir.path().join("own1.xml"), profile_xml("own1", "ownhost", "")).unwrap();
+    let mut all = translators();
+    all.push(Box::new(OwnHost));
+    let mut e = Engine::new(
+        all,
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    );
+    let r = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let errs: Vec<String> = r.report.errors.iter().map(|p| p.to_string()).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("[own1.example.org ownhost")
+            && errs[0].contains("translator ownhost 1 (builtin)")
+            && errs[0].contains("host 'own1.example.org' is defined by both the engine"),
+        "{errs:#?}"
+    );
+    let out = output_dir();
+    write_output(out.path(), &r.output).unwrap();
+    let check = validate_dir(&nagios_bin(), out.path()).unwrap();
+    assert!(check.ok, "{}", check.output);
+}

@@ -1008,6 +1008,16 @@ impl Engine {
         let mut kept: Kept<'_> = BTreeMap::new();
         for (machine, (file, rec)) in &machines {
             let mut parts = Vec::new();
+            // The engine's host for the machine is defined first: a translator that emits
+            // a host of the machine's name is then an error for that component.
+            if !rec.components.is_empty()
+                && let Err(e) = defs.define(
+                    &Bundle::new().with(Host::new(DEFAULT_HOST).host_name(*machine)),
+                    "the engine",
+                )
+            {
+                report.errors.push(Problem::new(e).file(file).machine(machine));
+            }
             for c in &rec.components {
                 if c.translator.is_some()
                     && let Some(reason) = self.unavailable_reason(&c.component)
@@ -1044,17 +1054,22 @@ impl Engine {
                         component: &c.component,
                         translated: t,
                     }),
-                    Err(e) => report
-                        .errors
-                        .push(Problem::new(e).file(file).machine(machine).component(&c.component)),
+                    Err(e) => {
+                        let by = c
+                            .translator
+                            .as_ref()
+                            .map(|id| format!("translator {id}: "))
+                            .unwrap_or_default();
+                        report.errors.push(
+                            Problem::new(format!("{by}{e}"))
+                                .file(file)
+                                .machine(machine)
+                                .component(&c.component),
+                        )
+                    }
                 }
             }
             if !rec.components.is_empty() {
-                defs.define(
-                    &Bundle::new().with(Host::new(DEFAULT_HOST).host_name(*machine)),
-                    "the engine",
-                )
-                .ok();
                 kept.insert(machine, (file, parts));
             }
         }

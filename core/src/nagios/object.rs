@@ -113,7 +113,22 @@ impl Object {
 
     /// Check every value; see [`crate::nagios::value`].
     pub fn check(&self) -> Result<(), ValueError> {
-        self.directives.iter().try_for_each(|(d, v)| v.check(d))
+        self.directives.iter().try_for_each(|(d, v)| {
+            // A directive name is written as it is: only `[a-z0-9_]` can never start a new
+            // line, a value or an object.
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(ValueError {
+                    directive: d.clone(),
+                    value: String::new(),
+                    reason: "is not a directive name (only a-z, 0-9 and _ are allowed)".into(),
+                });
+            }
+            v.check(d)
+        })
     }
 
     /// Append the object in Nagios syntax. Call [`Object::check`] first.
@@ -396,5 +411,26 @@ impl<'a> IntoIterator for &'a Bundle {
     type IntoIter = std::slice::Iter<'a, Object>;
     fn into_iter(self) -> Self::IntoIter {
         self.objects.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directive_names_cannot_inject() {
+        for name in ["notes\ndefine command {", "a b", "}", "", "Notes", "x;y"] {
+            let b = Bundle::new().with(Service::new("").set(name, Value::Plain("1".into())));
+            let e = b.check().unwrap_err();
+            assert_eq!(e.directive, name);
+            assert!(e.reason.contains("not a directive name"), "{e}");
+        }
+        assert!(
+            Bundle::new()
+                .with(Service::new("").plain("max_check_attempts2", 3))
+                .check()
+                .is_ok()
+        );
     }
 }
