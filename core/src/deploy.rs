@@ -575,11 +575,9 @@ pub fn submit_service_results(command_file: &Path, results: &[&ServiceResult]) -
 /// The value of `key=` in a Nagios main config (the last one wins, as in Nagios),
 /// relative paths taken from `main_dir`.
 pub fn main_config_path(main: &str, main_dir: &Path, key: &str) -> Option<PathBuf> {
-    main.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.trim().split_once('='))
-        .rfind(|(k, _)| k.trim() == key)
-        .map(|(_, v)| absolute(main_dir, Path::new(v.trim())))
+    crate::validate::main_config_values(main, key)
+        .last()
+        .map(|v| absolute(main_dir, Path::new(v)))
 }
 
 /// When the running Nagios last started (`program_start` in its status file), read
