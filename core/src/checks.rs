@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::nagios::{Bundle, Object, ObjectKind};
 
@@ -15,8 +15,8 @@ use crate::nagios::{Bundle, Object, ObjectKind};
 pub struct Definitions {
     /// kind → name → who defined it.
     named: HashMap<ObjectKind, HashMap<String, Arc<str>>>,
-    /// Templates (`name` + `register 0`) by kind.
-    templates: HashMap<ObjectKind, HashSet<String>>,
+    /// Templates (`name` + `register 0`): kind → name → who defined it.
+    templates: HashMap<ObjectKind, HashMap<String, Arc<str>>>,
     /// host → service_description → who defined it.
     services: HashMap<String, HashMap<String, Arc<str>>>,
 }
@@ -53,7 +53,19 @@ impl Definitions {
             }
             if o.is_template() {
                 if let Some(n) = o.get_str("name") {
-                    added_templates.push((o.kind, n));
+                    // Nagios refuses a template name defined twice for one kind.
+                    let first = match self.templates.get(&o.kind).and_then(|m| m.get(n)) {
+                        Some(first) => Some(&**first),
+                        None if added_templates.contains(&(o.kind, n)) => Some(source),
+                        None => None,
+                    };
+                    match first {
+                        Some(first) => errors.push(format!(
+                            "{} template '{n}' is defined by both {first} and {source}",
+                            o.kind.keyword()
+                        )),
+                        None => added_templates.push((o.kind, n)),
+                    }
                 }
                 continue;
             }
@@ -72,10 +84,10 @@ impl Definitions {
         }
         if errors.is_empty() {
             for (kind, n) in added_templates {
-                let set = self.templates.entry(kind).or_default();
-                if !set.contains(n) {
-                    set.insert(n.to_string());
-                }
+                self.templates
+                    .entry(kind)
+                    .or_default()
+                    .insert(n.to_string(), who.clone());
             }
             for (h, d) in added_services {
                 match self.services.get_mut(h) {
@@ -111,13 +123,13 @@ impl Definitions {
     /// Record an object defined outside the output (the site's own definition of a base
     /// object, `site_objects`): references to it count as defined.
     pub fn define_external(&mut self, kind: ObjectKind, name: &str, template: bool, source: &str) {
-        if template {
-            self.templates.entry(kind).or_default().insert(name.to_string());
+        let names = if template {
+            self.templates.entry(kind).or_default()
         } else {
-            let names = self.named.entry(kind).or_default();
-            if !names.contains_key(name) {
-                names.insert(name.to_string(), Arc::from(source));
-            }
+            self.named.entry(kind).or_default()
+        };
+        if !names.contains_key(name) {
+            names.insert(name.to_string(), Arc::from(source));
         }
     }
 
@@ -131,19 +143,8 @@ impl Definitions {
         }
     }
 
-    /// Forget what `define` recorded for `bundle`'s services (its source was dropped).
-    pub fn undefine_services(&mut self, bundle: &Bundle) {
-        for o in bundle {
-            if let (ObjectKind::Service, Some(h), Some(d)) =
-                (o.kind, o.get_str("host_name"), o.get_str("service_description"))
-            {
-                self.remove_service(h, d);
-            }
-        }
-    }
-
-    /// Forget what `define` recorded for `bundle` under `source`: its services and the
-    /// named objects `source` defined (templates stay: they carry no owner).
+    /// Forget what `define` recorded for `bundle` under `source`: its services, and the
+    /// named objects and templates `source` defined.
     pub fn undefine(&mut self, bundle: &Bundle, source: &str) {
         for o in bundle {
             match definition_key(o) {
@@ -155,7 +156,14 @@ impl Definitions {
                         names.remove(n);
                     }
                 }
-                Some(DefKey::Template(..)) | None => {}
+                Some(DefKey::Template(kind, n)) => {
+                    if let Some(names) = self.templates.get_mut(&kind)
+                        && names.get(n).is_some_and(|s| &**s == source)
+                    {
+                        names.remove(n);
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -196,7 +204,7 @@ impl Definitions {
         };
         if let Some(v) = o.get("use") {
             for n in v.names() {
-                if !self.templates.get(&o.kind).is_some_and(|t| t.contains(n)) {
+                if !self.templates.get(&o.kind).is_some_and(|t| t.contains_key(n)) {
                     errors.push(format!("{kind} uses undefined template '{n}'"));
                 }
             }
@@ -219,8 +227,33 @@ impl Definitions {
                 ));
             }
         };
+        // Group members and parents: plain names only (`*` and `!name` are Nagios's own
+        // patterns, which it resolves itself).
+        let members = |k: ObjectKind, directive: &str, errors: &mut Vec<String>| {
+            if let Some(v) = o.get(directive) {
+                for n in v.names() {
+                    if n != "*" && !n.starts_with('!') && !self.is_defined(k, n) {
+                        errors.push(format!(
+                            "{kind} refers to undefined {} '{n}' in {directive}",
+                            k.keyword()
+                        ));
+                    }
+                }
+            }
+        };
         match o.kind {
-            ObjectKind::Service => need(ObjectKind::Host, "host_name", errors),
+            ObjectKind::Host => {
+                members(ObjectKind::Host, "parents", errors);
+                members(ObjectKind::HostGroup, "hostgroups", errors);
+            }
+            ObjectKind::HostGroup => {
+                members(ObjectKind::Host, "members", errors);
+                members(ObjectKind::HostGroup, "hostgroup_members", errors);
+            }
+            ObjectKind::Service => {
+                need(ObjectKind::Host, "host_name", errors);
+                members(ObjectKind::ServiceGroup, "servicegroups", errors);
+            }
             ObjectKind::ServiceEscalation => service("host_name", "service_description", errors),
             ObjectKind::ServiceDependency => {
                 service("host_name", "service_description", errors);
@@ -324,5 +357,49 @@ mod tests {
         u.set("check_command", Value::Name("c".into()));
         let errs = defs.check_references(&Bundle::new().with(u), "").unwrap_err();
         assert!(errs.contains("uses undefined template 'tpl'"), "{errs}");
+    }
+
+    fn template(name: &str) -> Object {
+        let mut t = Object::new(ObjectKind::Service);
+        t.set("name", Value::Name(name.into()));
+        t.set("register", Value::Plain("0".into()));
+        t
+    }
+
+    #[test]
+    fn a_template_defined_twice_is_an_error_and_undefine_forgets_its_owners_only() {
+        let mut defs = Definitions::default();
+        defs.define(&Bundle::new().with(template("tpl")), "a").unwrap();
+        defs.define(&Bundle::new().with(crate::nagios::Host::new("").host_name("h")), "a")
+            .unwrap();
+        let err = defs.define(&Bundle::new().with(template("tpl")), "b").unwrap_err();
+        assert_eq!(err, "service template 'tpl' is defined by both a and b");
+        let user = Bundle::new().with(Service::new("tpl").host_name("h").service_description("S"));
+        // b was rejected: forgetting b leaves a's template.
+        defs.undefine(&Bundle::new().with(template("tpl")), "b");
+        assert!(defs.check_references(&user, "").is_ok());
+        defs.undefine(&Bundle::new().with(template("tpl")), "a");
+        let errs = defs.check_references(&user, "").unwrap_err();
+        assert!(errs.contains("uses undefined template 'tpl'"), "{errs}");
+    }
+
+    #[test]
+    fn group_members_and_parents_must_be_defined() {
+        let mut defs = Definitions::default();
+        let mut hg = Object::new(ObjectKind::HostGroup);
+        hg.set("hostgroup_name", Value::Name("g".into()));
+        hg.set(
+            "members",
+            Value::Names(vec!["h1".into(), "!h2".into(), "nohost".into()]),
+        );
+        defs.define(&Bundle::new().with(crate::nagios::Host::new("").host_name("h1")), "a")
+            .unwrap();
+        let errs = defs.check_references(&Bundle::new().with(hg), "").unwrap_err();
+        assert_eq!(errs, "hostgroup refers to undefined host 'nohost' in members");
+        let h = crate::nagios::Host::new("")
+            .host_name("h3")
+            .set("parents", Value::Names(vec!["gone".into()]));
+        let errs = defs.check_references(&Bundle::new().with(h), "").unwrap_err();
+        assert_eq!(errs, "host refers to undefined host 'gone' in parents");
     }
 }

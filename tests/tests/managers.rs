@@ -107,7 +107,8 @@ fn sample_fleet_exercises_every_manager_and_passes_nagios() {
     );
 }
 
-/// A translator that provides and depends on the tags in its profile, for error paths.
+/// A translator that provides and depends on the tags in its profile, joins its clusters
+/// and depends on the services of its `master` machines itself, for error paths.
 struct Tags;
 
 impl Translator for Tags {
@@ -130,7 +131,17 @@ impl Translator for Tags {
         for t in resource_list(c, "depends") {
             ctx.add_dependency(&t, svc.object())?;
         }
-        Ok(Bundle::new().with(svc))
+        for name in resource_list(c, "cluster") {
+            ctx.add_cluster(&name, svc.object(), None)?;
+        }
+        let mut b = Bundle::new().with(svc);
+        // Its own dependency on the same service of another machine.
+        for master in resource_list(c, "master") {
+            b.push(monitor_core::helpers::service_dependency(
+                &master, "Tagged", machine, "Tagged",
+            ));
+        }
+        Ok(b)
     }
 }
 
@@ -385,6 +396,49 @@ fn a_translator_defining_its_machines_host_is_an_error_naming_it() {
             && errs[0].contains("translator ownhost 1 (builtin)")
             && errs[0].contains("host 'own1.example.org' is defined by both the engine"),
         "{errs:#?}"
+    );
+    let out = output_dir();
+    write_output(out.path(), &r.output).unwrap();
+    let check = validate_dir(&nagios_bin(), out.path()).unwrap();
+    assert!(check.ok, "{}", check.output);
+}
+
+#[test]
+fn a_fragment_left_out_for_a_cycle_is_in_no_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut e, files) = tag_engine(
+        dir.path(),
+        &[
+            ("a", "<cluster>pool</cluster><master>b.example.org</master>"),
+            ("b", "<cluster>pool</cluster><master>a.example.org</master>"),
+            ("c", "<cluster>pool</cluster>"),
+        ],
+    );
+    let r = e.run_pass(&files).unwrap();
+    let named: Vec<_> = r.report.errors.iter().map(|p| p.machine.as_deref()).collect();
+    assert_eq!(
+        named,
+        [Some("a.example.org"), Some("b.example.org")],
+        "{:#?}",
+        r.report.errors
+    );
+    for p in &r.report.errors {
+        assert_eq!(p.component.as_deref(), Some("tags"));
+        assert!(p.message.contains("circular service dependency among 'Tagged' on a.example.org, 'Tagged' on b.example.org: this component's own service dependencies form it, so its output is left out"), "{p}");
+    }
+    // The cluster holds only the member that is written.
+    let clusters = file(&r.output, "31-clusters.cfg");
+    assert!(
+        clusters.contains("members                         c.example.org,Tagged\n"),
+        "{clusters}"
+    );
+    assert!(
+        !clusters.contains("a.example.org") && !clusters.contains("b.example.org"),
+        "{clusters}"
+    );
+    assert!(
+        clusters.contains("-d '$SERVICESTATEID:c.example.org:Tagged$'"),
+        "{clusters}"
     );
     let out = output_dir();
     write_output(out.path(), &r.output).unwrap();

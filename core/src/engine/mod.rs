@@ -300,6 +300,9 @@ pub const DEPLOY_SERVICE: &str = "monitor-compile: deploy";
 /// The output file that holds the deploy service (and its virtual host).
 pub const DEPLOY_FILE: &str = "35-monitor-compile.cfg";
 
+/// The pass error for an output without a single service, which Nagios refuses to load.
+pub const NO_SERVICE: &str = "the output defines no service, and Nagios refuses to start without one";
+
 struct LastPass {
     fingerprint: blake3::Hash,
     output: Output,
@@ -715,6 +718,10 @@ impl Engine {
         if let Some(d) = &self.deploy_service {
             self.add_deploy_service(d, &contacts, &mut output, &mut report);
         }
+        // Nagios refuses to start on an output without a service: say so before it does.
+        if report.services == 0 {
+            report.errors.push(Problem::new(NO_SERVICE));
+        }
         report.parsed = self.parsed.load(Ordering::Relaxed) - parsed0;
         report.translated = self.translated.load(Ordering::Relaxed) - translated0;
         phase.log("pass");
@@ -1096,17 +1103,21 @@ impl Engine {
 
         phase.mark("users");
         // Reference checks, repeated until no fragment is dropped: a dropped fragment's
-        // services may be what another fragment referred to. Only fragments that pass
+        // definitions may be what another fragment referred to. Only fragments that pass
         // feed the other managers. Checking is read-only: a first pass on every core says
         // whether anything fails at all (usually nothing does).
-        let any_fails = kept.values().collect::<Vec<_>>().par_iter().any(|(_, parts)| {
+        let mut check = kept.values().collect::<Vec<_>>().par_iter().any(|(_, parts)| {
             parts
                 .iter()
                 .any(|p| defs.check_references(&p.translated.fragments, "").is_err())
         });
-        if any_fails {
-            loop {
-                let mut dropped = false;
+        // The managers run on the fragments that will be written. A translator's own
+        // dependencies that form a cycle leave its fragment out; the managers then run
+        // again without it (its services may be cluster members, tags or passive checks),
+        // until no fragment is left out.
+        let (clusters_out, deps_out, passive_out, explicit) = loop {
+            while check {
+                check = false;
                 for (machine, (file, parts)) in kept.iter_mut() {
                     parts.retain(|p| match defs.check_references(&p.translated.fragments, "") {
                         Ok(()) => true,
@@ -1114,58 +1125,78 @@ impl Engine {
                             report
                                 .errors
                                 .push(Problem::new(e).file(file).machine(machine).component(p.component));
-                            defs.undefine_services(&p.translated.fragments);
-                            dropped = true;
+                            defs.undefine(&p.translated.fragments, &format!("{} on {machine}", p.component));
+                            check = true;
                             false
                         }
                     });
                 }
-                if !dropped {
-                    break;
-                }
             }
-        }
-
-        phase.mark("checks");
-        let registered = registered_of(&kept);
-        let mut services: ServiceIndex<'_> = ServiceIndex::default();
-        let mut explicit = Vec::new();
-        for (machine, (_, parts)) in &kept {
-            for p in parts {
-                for o in &p.translated.fragments {
-                    match o.kind {
-                        ObjectKind::Service if !o.is_template() => {
-                            if let (Some(h), Some(d)) = (o.get_str("host_name"), o.get_str("service_description")) {
-                                services.insert((h, d), o);
+            phase.mark("checks");
+            let (clusters_out, deps_out, passive_out, explicit) = {
+                let registered = registered_of(&kept);
+                let mut services: ServiceIndex<'_> = ServiceIndex::default();
+                let mut explicit = Vec::new();
+                for (machine, (_, parts)) in &kept {
+                    for p in parts {
+                        for o in &p.translated.fragments {
+                            match o.kind {
+                                ObjectKind::Service if !o.is_template() => {
+                                    if let (Some(h), Some(d)) =
+                                        (o.get_str("host_name"), o.get_str("service_description"))
+                                    {
+                                        services.insert((h, d), o);
+                                    }
+                                }
+                                ObjectKind::ServiceDependency => {
+                                    if let Some((master, dependent)) = dependencies::dependency_ends(o) {
+                                        explicit.push(Explicit {
+                                            master,
+                                            dependent,
+                                            machine: machine.to_string(),
+                                            component: p.component.to_string(),
+                                        });
+                                    }
+                                }
+                                _ => {}
                             }
                         }
-                        ObjectKind::ServiceDependency => {
-                            if let Some((master, dependent)) = dependencies::dependency_ends(o) {
-                                explicit.push(Explicit {
-                                    master,
-                                    dependent,
-                                    machine: machine.to_string(),
-                                    component: p.component.to_string(),
-                                });
-                            }
-                        }
-                        _ => {}
                     }
                 }
+                phase.mark("index");
+                let clusters_out = clusters::assemble(&registered, &services);
+                phase.mark("clusters");
+                let deps_out = dependencies::assemble(&registered, &clusters_out.provides, &explicit);
+                phase.mark("dependencies");
+                let passive_out = passive::assemble(&registered, &services);
+                phase.mark("passive");
+                (clusters_out, deps_out, passive_out, explicit)
+            };
+            if deps_out.cyclic_sources.is_empty() {
+                break (clusters_out, deps_out, passive_out, explicit);
             }
-        }
-        phase.mark("index");
-        let clusters_out = clusters::assemble(&registered, &services);
-        phase.mark("clusters");
-        let deps_out = dependencies::assemble(&registered, &clusters_out.provides, &explicit);
-        phase.mark("dependencies");
-        let passive_out = passive::assemble(&registered, &services);
-        phase.mark("passive");
-        drop(services);
-        drop(registered);
+            // The cycles are reported once, naming each fragment left out; the managers'
+            // other findings come from the run on the survivors.
+            for f in &deps_out.cycle_errors {
+                report.errors.push(finding(f));
+            }
+            for (machine, component) in &deps_out.cyclic_sources {
+                if let Some((_, parts)) = kept.get_mut(machine.as_str()) {
+                    parts.retain(|p| {
+                        let cyclic = p.component == component;
+                        if cyclic {
+                            defs.undefine(&p.translated.fragments, &format!("{component} on {machine}"));
+                        }
+                        !cyclic
+                    });
+                }
+            }
+            check = true;
+        };
         for f in clusters_out
             .errors
             .iter()
+            .chain(&deps_out.cycle_errors)
             .chain(&deps_out.errors)
             .chain(&passive_out.errors)
         {
@@ -1190,11 +1221,6 @@ impl Engine {
         }
         if let Err(e) = defs.define(&clusters_out.objects, CLUSTER_SOURCE) {
             report.errors.push(Problem::new(e));
-        }
-        for (machine, component) in &deps_out.cyclic_sources {
-            if let Some((_, parts)) = kept.get_mut(machine.as_str()) {
-                parts.retain(|p| p.component != component);
-            }
         }
 
         phase.mark("managers");

@@ -21,8 +21,10 @@ pub struct DependencyOutput {
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
     /// Machines and components whose own `servicedependency` objects form a cycle: their
-    /// fragments must be left out.
+    /// fragments must be left out, and the managers run again without them.
     pub cyclic_sources: BTreeSet<(String, String)>,
+    /// One error for each of `cyclic_sources`, naming the machine and component.
+    pub cycle_errors: Vec<Finding>,
 }
 
 /// A dependency written by a translator itself (`create_dependency`).
@@ -129,13 +131,27 @@ pub fn assemble(
                 rest.edge(&e.dependent, &e.master);
             }
         }
-        if !rest.cycles().is_empty() {
+        let own_cycles: Vec<BTreeSet<ServiceRef>> =
+            rest.cycles().into_iter().map(|c| c.into_iter().collect()).collect();
+        if !own_cycles.is_empty() {
+            // The translators' own objects form it: the fragments whose edges lie on those
+            // cycles are left out, and the tag dependencies are judged again without them.
             for e in explicit {
-                if in_scc.contains(&e.dependent) && in_scc.contains(&e.master) {
-                    out.cyclic_sources.insert((e.machine.clone(), e.component.clone()));
+                if own_cycles
+                    .iter()
+                    .any(|c| c.contains(&e.dependent) && c.contains(&e.master))
+                    && out.cyclic_sources.insert((e.machine.clone(), e.component.clone()))
+                {
+                    out.cycle_errors.push(Finding {
+                        machine: Some(e.machine.clone()),
+                        component: Some(e.component.clone()),
+                        message: format!(
+                            "{msg}: this component's own service dependencies form it, so its output is left out"
+                        ),
+                    });
                 }
             }
-            msg.push_str("; the translators' own dependencies form it, so their output is left out");
+            continue;
         }
         if !tag_in.is_empty() {
             msg.push_str(&format!("; {} tag dependencies left out", tag_in.len()));
