@@ -4,6 +4,7 @@
 //! timing assertions.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -880,4 +881,133 @@ fn results_reach_a_nagios_started_later_and_deploys_submit_only_what_changed() {
             .is_some_and(|s| s["has_been_checked"] == "1" && s["plugin_output"] == "OK: kerberos compiled")
     });
     site.stop_daemon();
+}
+
+/// A recorder for `mail_command` or `notifier`: writes its arguments, one per line, to
+/// `out` (and its standard input beside it).
+fn recorder(site: &Site, name: &str, out: &Path) -> PathBuf {
+    let script = site.path(&format!("bin/{name}"));
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{out}.tmp'\ncat > '{out}.stdin'\nmv '{out}.tmp' '{out}'\n",
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn contact_addresses_reach_the_notifiers_intact_and_hostile_ones_are_refused() {
+    let site = Site::new();
+    // Addresses that are valid for their kind but full of shell syntax: only quoting keeps
+    // them one literal argument.
+    let email = "x&touch&y|z{a}#b~c@example.org";
+    let jid = "bob@jabber.example.org/a&b|c`d`";
+    let users = site.path("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[contacts.bob]\nemail = \"{email}\"\nxmpp = \"{jid}\"\ngroups = [\"jabber\", \"infrastructure\", \"kdc\", \"www\", \"weblogin\"]\n"
+        ),
+    )
+    .unwrap();
+    let (mail_out, notify_out) = (site.path("mail.argv"), site.path("notify.argv"));
+    let mail = recorder(&site, "mail", &mail_out);
+    let notify = recorder(&site, "notify", &notify_out);
+    site.configure(
+        &format!(
+            "mail_command = \"{}\"\nnotifier = \"{}\"",
+            mail.display(),
+            notify.display()
+        ),
+        "",
+    );
+    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml")).unwrap();
+    std::fs::write(
+        site.path("monitor-compile.toml"),
+        cfg.replace(
+            &format!("users = \"{}\"", samples().join("users.toml").display()),
+            &format!("users = \"{}\"", users.display()),
+        ),
+    )
+    .unwrap();
+    let site = running(site);
+    let cmd = format!(
+        "[{}] SEND_CUSTOM_SVC_NOTIFICATION;jabber1.example.org;monitoring: jabberd;2;tester;payload test\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(site.path("var/nagios.cmd"))
+        .unwrap()
+        .write_all(cmd.as_bytes())
+        .unwrap();
+    site.wait("both notifications", || mail_out.exists() && notify_out.exists());
+    let mail_argv = std::fs::read_to_string(&mail_out).unwrap();
+    let lines: Vec<&str> = mail_argv.lines().collect();
+    assert_eq!(lines.len(), 3, "{mail_argv}");
+    assert_eq!(lines[0], "-s");
+    assert!(
+        lines[1].starts_with("** CUSTOM Service Alert: jabber1.example.org/monitoring: jabberd is "),
+        "{mail_argv}"
+    );
+    assert_eq!(
+        lines[2], email,
+        "the mail program got the address as one literal argument"
+    );
+    let notify_argv = std::fs::read_to_string(&notify_out).unwrap();
+    assert!(
+        notify_argv.starts_with(&format!("--channel\nxmpp\n--to\n{jid}\n--subject\n")),
+        "{notify_argv}"
+    );
+
+    // Each hostile payload of the issue, in each address field: the users file is refused,
+    // naming the file and line, and the live contacts stay as they were.
+    let live_contacts = || std::fs::read_to_string(site.live_target().join("30-contacts.cfg")).unwrap();
+    let before = live_contacts();
+    for key in ["email", "xmpp", "slack"] {
+        for payload in [
+            "x@y;touch F",
+            "x@y`touch F`",
+            "x@y&touch F&",
+            "x\" ; touch F ; echo \"",
+            "`touch F`",
+        ] {
+            std::fs::write(
+                &users,
+                format!(
+                    "[contacts.bob]\ngroups = [\"jabber\"]\n{key} = {}\n",
+                    toml_string(payload)
+                ),
+            )
+            .unwrap();
+            let out = site.run_cli(&[
+                "--once",
+                "--format",
+                "json",
+                "--output",
+                site.path("once").to_str().unwrap(),
+            ]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(!out.status.success(), "{key} = {payload:?} was accepted: {stdout}");
+            assert!(
+                stdout.contains(&format!("{}: invalid users file", users.display())) && stdout.contains("line 3"),
+                "{key} = {payload:?}: {stdout}"
+            );
+        }
+    }
+    assert_eq!(live_contacts(), before);
+    assert!(!site.path("F").exists() && !Path::new("/F").exists());
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

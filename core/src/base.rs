@@ -165,17 +165,22 @@ fn all_definitions(cfg: &BaseConfig) -> Bundle {
     }
     b.push(tp);
 
+    // Every macro stands inside single quotes, so the shell parses none of it: Nagios
+    // expands macros before `/bin/sh` sees the line. A contact address can hold no `'`
+    // (users::check_email and friends); plugin output ($HOSTOUTPUT$, $SERVICEOUTPUT$) has
+    // `'` stripped by Nagios's `illegal_macro_output_chars`, which `--validate` and the
+    // daemon require.
     let mail = cfg.mail_command.display();
     b.push(Command::new(
         notify_command("host", "email"),
         format!(
-            "/usr/bin/printf \"%b\" \"***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\nHost: $HOSTNAME$\\nState: $HOSTSTATE$\\nAddress: $HOSTADDRESS$\\nInfo: $HOSTOUTPUT$\\n\\nDate/Time: $LONGDATETIME$\\n\" | {mail} -s \"** $NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$ **\" $CONTACTEMAIL$"
+            "/usr/bin/printf '%b' '***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\nHost: $HOSTNAME$\\nState: $HOSTSTATE$\\nAddress: $HOSTADDRESS$\\nInfo: $HOSTOUTPUT$\\n\\nDate/Time: $LONGDATETIME$\\n' | {mail} -s '** $NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$ **' '$CONTACTEMAIL$'"
         ),
     ));
     b.push(Command::new(
         notify_command("service", "email"),
         format!(
-            "/usr/bin/printf \"%b\" \"***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\n\\nService: $SERVICEDESC$\\nHost: $HOSTALIAS$\\nAddress: $HOSTADDRESS$\\nState: $SERVICESTATE$\\n\\nDate/Time: $LONGDATETIME$\\n\\nAdditional Info:\\n\\n$SERVICEOUTPUT$\\n\" | {mail} -s \"** $NOTIFICATIONTYPE$ Service Alert: $HOSTALIAS$/$SERVICEDESC$ is $SERVICESTATE$ **\" $CONTACTEMAIL$"
+            "/usr/bin/printf '%b' '***** monitor-compile *****\\n\\nNotification Type: $NOTIFICATIONTYPE$\\n\\nService: $SERVICEDESC$\\nHost: $HOSTNAME$\\nAddress: $HOSTADDRESS$\\nState: $SERVICESTATE$\\n\\nDate/Time: $LONGDATETIME$\\n\\nAdditional Info:\\n\\n$SERVICEOUTPUT$\\n' | {mail} -s '** $NOTIFICATIONTYPE$ Service Alert: $HOSTNAME$/$SERVICEDESC$ is $SERVICESTATE$ **' '$CONTACTEMAIL$'"
         ),
     ));
     let notifier = cfg.notifier.display();
@@ -183,13 +188,13 @@ fn all_definitions(cfg: &BaseConfig) -> Bundle {
         b.push(Command::new(
             notify_command("host", channel),
             format!(
-                "{notifier} --channel {channel} --to \"{address}\" --subject \"$NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$\" --message \"$HOSTOUTPUT$ ($LONGDATETIME$)\""
+                "{notifier} --channel {channel} --to '{address}' --subject '$NOTIFICATIONTYPE$ Host Alert: $HOSTNAME$ is $HOSTSTATE$' --message '$HOSTOUTPUT$ ($LONGDATETIME$)'"
             ),
         ));
         b.push(Command::new(
             notify_command("service", channel),
             format!(
-                "{notifier} --channel {channel} --to \"{address}\" --subject \"$NOTIFICATIONTYPE$ Service Alert: $HOSTALIAS$/$SERVICEDESC$ is $SERVICESTATE$\" --message \"$SERVICEOUTPUT$ ($LONGDATETIME$)\""
+                "{notifier} --channel {channel} --to '{address}' --subject '$NOTIFICATIONTYPE$ Service Alert: $HOSTNAME$/$SERVICEDESC$ is $SERVICESTATE$' --message '$SERVICEOUTPUT$ ($LONGDATETIME$)'"
             ),
         ));
     }
@@ -213,7 +218,7 @@ fn all_definitions(cfg: &BaseConfig) -> Bundle {
     b.push(Command::new(CHECK_DUMMY_UP, "$USER1$/check_dummy 0 'virtual host'"));
     b.push(Command::new(
         CHECK_HOST_ALIVE,
-        "$USER1$/check_ping -H $HOSTADDRESS$ -w 3000.0,80% -c 5000.0,100% -p 5",
+        "$USER1$/check_ping -H '$HOSTADDRESS$' -w 3000.0,80% -c 5000.0,100% -p 5",
     ));
 
     b.push(template(

@@ -539,15 +539,30 @@ impl ServiceResult {
         }
     }
 
-    /// The `PROCESS_SERVICE_CHECK_RESULT` line.
-    pub fn command(&self, timestamp: u64) -> String {
-        format!(
+    /// The `PROCESS_SERVICE_CHECK_RESULT` line. Every field is checked for the command
+    /// file: the host must be a host name and the description free of `;` and control
+    /// characters (either would let a value forge other results), and the output is
+    /// sanitized. `None`, logged, for a result that cannot be written safely.
+    pub fn command(&self, timestamp: u64) -> Option<String> {
+        if let Err(why) = crate::profile::check_host_name(&self.host) {
+            tracing::error!(host = ?self.host, why, "result not submitted: the host is not a host name");
+            return None;
+        }
+        if self.description.is_empty() || self.description.contains(|c: char| c == ';' || c.is_control()) {
+            tracing::error!(
+                host = %self.host,
+                description = ?self.description,
+                "result not submitted: the service description cannot be written to the command file"
+            );
+            return None;
+        }
+        Some(format!(
             "[{timestamp}] PROCESS_SERVICE_CHECK_RESULT;{};{};{};{}",
             self.host,
             self.description,
             self.code,
             sanitize(&self.output)
-        )
+        ))
     }
 }
 
@@ -556,7 +571,7 @@ impl ServiceResult {
 pub fn result_commands(outcomes: &[&Outcome], timestamp: u64) -> Vec<String> {
     outcomes
         .iter()
-        .map(|o| ServiceResult::of_outcome(o).command(timestamp))
+        .filter_map(|o| ServiceResult::of_outcome(o).command(timestamp))
         .collect()
 }
 
@@ -568,7 +583,7 @@ pub fn submit_results(command_file: &Path, outcomes: &[&Outcome]) -> Result<(), 
 /// Submit `results` through the command file.
 pub fn submit_service_results(command_file: &Path, results: &[&ServiceResult]) -> Result<(), String> {
     let ts = now();
-    let lines: Vec<String> = results.iter().map(|r| r.command(ts)).collect();
+    let lines: Vec<String> = results.iter().filter_map(|r| r.command(ts)).collect();
     write_commands(command_file, &lines)
 }
 
@@ -600,6 +615,28 @@ pub fn nagios_program_start(status_file: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_line_carries_no_forged_field() {
+        let r = |host: &str, description: &str| ServiceResult {
+            host: host.into(),
+            description: description.into(),
+            code: 0,
+            output: "all good; [1] PROCESS_SERVICE_CHECK_RESULT;web2;x;0;forged\nnext".into(),
+        };
+        assert_eq!(
+            r("web1.example.org", "monitoring: kerberos").command(7).as_deref(),
+            Some(
+                "[7] PROCESS_SERVICE_CHECK_RESULT;web1.example.org;monitoring: kerberos;0;all good, [1] PROCESS_SERVICE_CHECK_RESULT,web2,x,0,forged next"
+            )
+        );
+        assert_eq!(
+            r("web1.example.org;Apache;0;all good", "monitoring: x").command(7),
+            None
+        );
+        assert_eq!(r("web1.example.org", "a;b").command(7), None);
+        assert_eq!(r("web1.example.org", "a\nb").command(7), None);
+    }
 
     #[test]
     fn the_status_file_and_main_config_are_read() {

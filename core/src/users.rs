@@ -26,16 +26,114 @@ pub struct ContactInfo {
     pub name: String,
     #[serde(default)]
     pub alias: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "email_field")]
     pub email: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
     /// XMPP JID; adds `notify-*-by-xmpp`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "xmpp_field")]
     pub xmpp: Option<String>,
     /// Slack member or channel; adds `notify-*-by-slack`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "slack_field")]
     pub slack: Option<String>,
+}
+
+/// What every address must also be, beyond its kind's syntax: the notification commands
+/// pass it inside single quotes, so it may not hold a `'`, and a program takes it as one
+/// argument, so it may not begin with `-`. `$` (a Nagios macro), `\` and control
+/// characters are refused too.
+fn check_carried(kind: &str, v: &str) -> Result<(), String> {
+    if let Some(c) = v.chars().find(|c| matches!(c, '\'' | '$' | '\\') || c.is_control()) {
+        return Err(format!(
+            "{kind} address {v:?} contains {c:?}, which cannot be passed safely to a notification command"
+        ));
+    }
+    if v.starts_with('-') {
+        return Err(format!(
+            "{kind} address {v:?} begins with '-', which a program would read as an option"
+        ));
+    }
+    Ok(())
+}
+
+/// An e-mail address: an RFC 5322 addr-spec (no display name, no domain literal).
+pub fn check_email(v: &str) -> Result<(), String> {
+    check_carried("e-mail", v)?;
+    let options = email_address::Options {
+        allow_display_text: false,
+        allow_domain_literal: false,
+        minimum_sub_domains: 2,
+        allow_long_local_parts: false,
+    };
+    email_address::EmailAddress::parse_with_options(v, options)
+        .map(|_| ())
+        .map_err(|e| format!("e-mail address {v:?} is not an addr-spec: {e}"))
+}
+
+/// An XMPP address: a bare or full JID with a node (`user@domain[/resource]`).
+pub fn check_xmpp(v: &str) -> Result<(), String> {
+    check_carried("XMPP", v)?;
+    if v.contains(char::is_whitespace) {
+        return Err(format!("XMPP address {v:?} contains white space"));
+    }
+    let jid = jid::Jid::new(v).map_err(|e| format!("XMPP address {v:?} is not a JID: {e}"))?;
+    if jid.node().is_none() {
+        return Err(format!("XMPP address {v:?} has no user part (user@domain)"));
+    }
+    Ok(())
+}
+
+/// A Slack destination: `#channel`, `@user`, or a member or channel ID (`U024BE7LH`).
+pub fn check_slack(v: &str) -> Result<(), String> {
+    check_carried("Slack", v)?;
+    let ok = match v.as_bytes() {
+        [b'#', rest @ ..] => {
+            (1..=80).contains(&rest.len())
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+        }
+        [b'@', rest @ ..] => {
+            (1..=80).contains(&rest.len())
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }
+        [b'U' | b'W' | b'C' | b'G' | b'D', rest @ ..] => {
+            (2..=20).contains(&rest.len()) && rest.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Slack address {v:?} is not #channel (a-z, 0-9, - and _), @user, or a member or channel ID"
+        ))
+    }
+}
+
+fn checked_field<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Option<String>, D::Error> {
+    let v = Option::<String>::deserialize(d)?;
+    if let Some(v) = &v {
+        check(v).map_err(serde::de::Error::custom)?;
+    }
+    Ok(v)
+}
+
+fn email_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_field(d, check_email)
+}
+
+fn xmpp_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_field(d, check_xmpp)
+}
+
+fn slack_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_field(d, check_slack)
 }
 
 impl ContactInfo {
@@ -147,6 +245,52 @@ mod tests {
             .to_string();
         assert!(e.starts_with("site/users.toml: "), "{e}");
         assert!(e.contains("line 5") && e.contains("emial"), "{e}");
+    }
+
+    #[test]
+    fn hostile_addresses_are_refused_naming_the_file_and_line() {
+        let hostile = [
+            ("email", "x@y;touch F"),
+            ("email", "x@y`touch F`"),
+            ("email", "x@y&touch F&"),
+            ("email", "x\" ; touch F ; echo \""),
+            ("email", "o'brien@example.org"),
+            ("email", "x@y\\"),
+            ("email", "-oProxyCommand=x@example.org"),
+            ("xmpp", "x\" ; touch F ; echo \""),
+            ("xmpp", "alice@jabber.example.org/`touch F`"),
+            ("xmpp", "jabber.example.org"),
+            ("slack", "`touch F`"),
+            ("slack", "#chan;touch F"),
+            ("slack", "@bob$(touch F)"),
+        ];
+        for (key, value) in hostile {
+            let text = format!(
+                "[contacts.alice]\ngroups = [\"kdc\"]\n{key} = {}\n",
+                toml::Value::from(value)
+            );
+            let e = TomlUsers::parse(Path::new("u.toml"), &text)
+                .map(|c| format!("accepted: {c:?}"))
+                .unwrap_or_else(|e| e.to_string());
+            assert!(
+                e.starts_with("u.toml: ") && e.contains("line 3"),
+                "{key} = {value:?}: {e}"
+            );
+            assert!(e.contains("address"), "{key} = {value:?}: {e}");
+        }
+        for (key, value) in [
+            ("email", "alice.o-brien+nagios@example.org"),
+            ("xmpp", "alice@jabber.example.org/nagios"),
+            ("slack", "#ops-alerts"),
+            ("slack", "@bob"),
+            ("slack", "U024BE7LH"),
+        ] {
+            let text = format!("[contacts.alice]\n{key} = {}\n", toml::Value::from(value));
+            assert!(
+                TomlUsers::parse(Path::new("u.toml"), &text).is_ok(),
+                "{key} = {value:?}"
+            );
+        }
     }
 
     #[test]

@@ -453,3 +453,39 @@ fn a_translator_that_keeps_failing_in_start_pass_is_broken_and_its_machines_keep
         "one good start, three failing ones, then no more calls"
     );
 }
+
+#[test]
+fn a_machine_name_that_is_not_a_host_name_fails_only_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let forge = profile_xml("web1", "kerberos", &kerberos_xml("master", "EXAMPLE.ORG", "kdc")).replace(
+        "<domain>example.org</domain>",
+        "<domain>example.org;Apache;0;all good</domain>",
+    );
+    std::fs::write(dir.path().join("forge.xml"), forge).unwrap();
+    let newline = profile_xml(
+        "evil\n}\ndefine host {\nhost_name injected",
+        "kerberos",
+        &kerberos_xml("master", "EXAMPLE.ORG", "kdc"),
+    );
+    std::fs::write(dir.path().join("newline.xml"), newline).unwrap();
+    let backslash = profile_xml("kdc9", "kerberos", &kerberos_xml("master", "EXAMPLE.ORG", "kdc"))
+        .replace("<domain>example.org</domain>", "<domain>example.org\\</domain>");
+    std::fs::write(dir.path().join("backslash.xml"), backslash).unwrap();
+    let result = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let errs: Vec<String> = result.report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    for f in ["forge.xml", "newline.xml", "backslash.xml"] {
+        assert!(
+            errs.iter().any(|e| e.contains(f) && e.contains("is not a host name")),
+            "{f}: {errs:#?}"
+        );
+    }
+    assert_eq!(result.report.machines, 3, "the samples still compile");
+    let text: String = result.output.files.values().map(|t| &**t).collect();
+    assert!(!text.contains("injected") && !text.contains("all good"), "{text}");
+    let out = output_dir();
+    write_output(out.path(), &result.output).unwrap();
+    let check = validate_dir(&nagios_bin(), out.path()).unwrap();
+    assert!(check.ok, "{}", check.output);
+}

@@ -127,7 +127,22 @@ impl Object {
                     reason: "is not a directive name (only a-z, 0-9 and _ are allowed)".into(),
                 });
             }
-            v.check(d)
+            v.check(d)?;
+            // `$HOSTADDRESS$` reaches command lines (inside single quotes): an address is a
+            // host name or an IP address, nothing a shell could read.
+            if d == "address"
+                && let Some(a) = self.get_str(d)
+                && !a
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_' | b'%'))
+            {
+                return Err(ValueError {
+                    directive: d.clone(),
+                    value: a.to_string(),
+                    reason: "is not a host name or IP address".into(),
+                });
+            }
+            Ok(())
         })
     }
 

@@ -88,6 +88,14 @@ fn check_line(directive: &str, v: &str) -> Result<(), ValueError> {
     if v.contains('\0') {
         return Err(fail(directive, v, "contains a NUL byte"));
     }
+    // In every position: the end of a value may be the end of its line.
+    if v.ends_with('\\') {
+        return Err(fail(
+            directive,
+            v,
+            "ends with '\\', which Nagios reads as joining the next line",
+        ));
+    }
     Ok(())
 }
 
@@ -170,18 +178,10 @@ impl Value {
             }
             Value::Command(c) => {
                 check_name(directive, &c.name)?;
-                let last = c.args.len().saturating_sub(1);
-                for (i, a) in c.args.iter().enumerate() {
+                for a in &c.args {
                     check_line(directive, a)?;
                     if a.contains('\'') {
                         return Err(fail(directive, a, "an argument contains a single quote"));
-                    }
-                    if i < last && a.ends_with('\\') {
-                        return Err(fail(
-                            directive,
-                            a,
-                            "an argument ends with '\\', which would escape the next '!'",
-                        ));
                     }
                 }
                 Ok(())
@@ -278,6 +278,26 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trailing_backslash_is_refused_in_every_position() {
+        for v in [
+            Value::Text("kdc\\".into()),
+            Value::Name("example.org\\".into()),
+            Value::Names(vec!["a".into(), "kdc\\".into()]),
+            Value::Plain("1\\".into()),
+            Value::CommandLine("/bin/x '$ARG1$' \\".into()),
+            Value::Command(CheckCommand::new("c").arg("a").arg("last\\")),
+            Value::Command(CheckCommand::new("c").arg("first\\").arg("b")),
+        ] {
+            let e = v.check("d").unwrap_err();
+            assert!(
+                e.to_string().contains("joining the next line") || e.to_string().contains("plain"),
+                "{v:?}: {e}"
+            );
+        }
+        assert!(Value::Text("a\\b".into()).check("notes").is_ok());
+    }
 
     #[test]
     fn hostile_values_are_refused_or_escaped() {

@@ -102,6 +102,12 @@ pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile,
         .map(str::to_string)
         .collect();
     let machine = machine_name(&profile).ok_or_else(|| ProfileError::new(file, ProfileErrorKind::NoMachineName))?;
+    if let Err(reason) = check_host_name(&machine) {
+        return Err(ProfileError::new(
+            file,
+            ProfileErrorKind::BadMachineName { name: machine, reason },
+        ));
+    }
 
     match select {
         Select::All => {
@@ -140,6 +146,31 @@ pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile,
 pub fn read_profile(file: &Path, select: Select) -> Result<Profile, ProfileError> {
     let raw = std::fs::read(file).map_err(|e| ProfileError::new(file, ProfileErrorKind::Io(e)))?;
     parse_profile(file, &raw, select)
+}
+
+/// A machine name is a host name: labels of ASCII letters, digits and `-`, 1 to 63
+/// characters, not beginning or ending with `-`, joined by single dots; 253 characters
+/// at most. It is written into object files and into Nagios's command file, where `;`,
+/// spaces, a newline or a trailing `\\` would forge results or objects.
+pub fn check_host_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("it must be 1 to 253 characters long");
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err("it has an empty label (two dots, or a dot at an end)");
+        }
+        if label.len() > 63 {
+            return Err("a label is longer than 63 characters");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err("only ASCII letters, digits, '-' and '.' may appear in it");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label begins or ends with '-'");
+        }
+    }
+    Ok(())
 }
 
 fn machine_name(profile: &Component) -> Option<String> {
