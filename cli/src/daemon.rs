@@ -75,6 +75,50 @@ pub struct Status {
 }
 
 /// The file `monitor-compile approve` writes: the digest of the held set to deploy.
+/// The lock file of a state directory.
+pub fn lock_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("lock")
+}
+
+/// Take the exclusive lock on `state_dir` (its `lock` file, which then holds our pid). A
+/// second daemon on the same state directory would delete the first's cache and deploy
+/// beside it: it stops here, naming the holder.
+pub fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("{}: cannot create the state directory: {e}", state_dir.display()))?;
+    let path = lock_path(state_dir);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("{}: cannot open the lock file: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(format!(
+                "another monitor-compile daemon (pid {}) holds {}: one daemon per state directory",
+                if holder.is_empty() { "unknown" } else { holder },
+                path.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("{}: cannot lock: {e}", path.display()));
+        }
+    }
+    let pid = std::process::id();
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| writeln!(file, "{pid}"))
+        .map_err(|e| format!("{}: cannot write our pid: {e}", path.display()))?;
+    Ok(file)
+}
+
 pub fn approval_path(state_dir: &Path) -> PathBuf {
     state_dir.join("approved-set")
 }
@@ -126,6 +170,8 @@ struct Daemon {
 /// Run until SIGTERM or SIGINT.
 pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), String> {
     let settings = config::load(config_file.as_deref(), &overrides)?;
+    // Held for the daemon's life: one daemon per state directory.
+    let _lock = lock_state_dir(&settings.state_dir)?;
     let (tx, rx) = mpsc::channel::<Event>();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

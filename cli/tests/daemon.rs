@@ -1011,3 +1011,41 @@ fn contact_addresses_reach_the_notifiers_intact_and_hostile_ones_are_refused() {
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+#[test]
+fn a_second_daemon_on_one_state_directory_exits_naming_the_first() {
+    let mut site = quiet_site("");
+    let first = site.daemon.as_ref().unwrap().id();
+    let state_before: Vec<_> = std::fs::read_dir(site.path("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let second = Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+        .arg("--config")
+        .arg(site.path("monitor-compile.toml"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!("another monitor-compile daemon (pid {first}) holds")),
+        "{err}"
+    );
+    // The first is untouched and still deploys.
+    assert!(site.daemon.as_mut().unwrap().try_wait().unwrap().is_none());
+    for f in &state_before {
+        assert!(site.path("state").join(f).exists(), "{f:?} is still there");
+    }
+    add_flaky(&site, "after");
+    site.wait("the first daemon to deploy a change", || {
+        std::fs::read_to_string(site.live_target().join(machine_file("after.example.org")))
+            .is_ok_and(|t| t.contains("after.example.org"))
+    });
+    // Once it stops, the lock is free again.
+    site.stop_daemon();
+    site.start_daemon();
+    site.wait("a new daemon to take the lock", || {
+        std::fs::read_to_string(site.path("state/lock"))
+            .is_ok_and(|p| p.trim() == site.daemon.as_ref().unwrap().id().to_string())
+    });
+}

@@ -489,3 +489,90 @@ fn a_machine_name_that_is_not_a_host_name_fails_only_its_file() {
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
 }
+
+#[test]
+fn a_file_claiming_another_machine_takes_nothing_from_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let mut e = engine();
+    let first = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    assert!(first.report.errors.is_empty(), "{:#?}", first.report.errors);
+    let kdc1 = |r: &monitor_core::engine::PassResult| {
+        let shard = &r.output.files[&machine_file("kdc1.example.org")];
+        let start = shard.find("# machine kdc1.example.org\n").expect("kdc1 is written");
+        let rest = &shard[start + 1..];
+        rest[..rest.find("# machine ").unwrap_or(rest.len())].to_string()
+    };
+    // A file that sorts first declares kdc1 with the attacker's contact groups.
+    let sample = std::fs::read_to_string(dir.path().join("kdc1.xml")).unwrap();
+    let attack = sample.replace(">kdc infrastructure</nagios_groups>", ">www</nagios_groups>");
+    assert_ne!(attack, sample);
+    std::fs::write(dir.path().join("aaa.xml"), &attack).unwrap();
+    let second = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let errs: Vec<String> = second.report.errors.iter().map(|p| p.to_string()).collect();
+    assert_eq!(errs.len(), 2, "an error for both files: {errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.contains("aaa.xml")
+            && e.contains("this file claims machine kdc1.example.org, which")
+            && e.contains("kdc1.xml owns; this file is ignored")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("kdc1.xml")
+            && e.contains("is also claimed by")
+            && e.contains("since this file owned it before")),
+        "{errs:#?}"
+    );
+    assert!(
+        second
+            .report
+            .errors
+            .iter()
+            .all(|p| p.machine.as_deref() == Some("kdc1.example.org"))
+    );
+    assert_eq!(kdc1(&second), kdc1(&first), "kdc1 keeps its owner's configuration");
+
+    // Without history, the file named for the machine owns it.
+    let fresh = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    assert_eq!(kdc1(&fresh), kdc1(&first));
+    assert!(
+        fresh
+            .report
+            .errors
+            .iter()
+            .any(|p| p.message.contains("since this file is named for it"))
+    );
+
+    // Neither owned nor named: nobody gets it, and both are told.
+    std::fs::rename(dir.path().join("kdc1.xml"), dir.path().join("zzz.xml")).unwrap();
+    let none = engine().run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let errs: Vec<String> = none.report.errors.iter().map(|p| p.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs.iter()
+            .all(|e| e.contains("none of them owned it before or is named for it")),
+        "{errs:#?}"
+    );
+    assert!(
+        !none
+            .output
+            .files
+            .values()
+            .any(|t| t.contains("# machine kdc1.example.org\n"))
+    );
+}
+
+#[test]
+fn paths_that_name_their_machine() {
+    use monitor_core::engine::path_names_machine;
+    for (path, yes) in [
+        ("p/kdc1.xml", true),
+        ("p/kdc1.example.org.xml.gz", true),
+        ("example.org/kdc1/XML/profile.xml", true),
+        ("web/example.org/kdc1/XML/profile.xml.gz", true),
+        ("example.com/kdc1/XML/profile.xml", false),
+        ("p/aaa.xml", false),
+    ] {
+        assert_eq!(path_names_machine(Path::new(path), "kdc1.example.org"), yes, "{path}");
+    }
+}

@@ -281,6 +281,9 @@ pub struct Engine {
     incremental: bool,
     /// The daemon's own `monitor-compile: deploy` service, if any.
     deploy_service: Option<DeployService>,
+    /// Which file each machine came from in the last full assembly: when a second file
+    /// claims a machine, its owner keeps it.
+    owners: std::sync::Mutex<BTreeMap<String, PathBuf>>,
 }
 
 /// The passive service that carries the daemon's deploy result (held, rejected, rolled
@@ -335,6 +338,7 @@ impl Engine {
             last: None,
             incremental: true,
             deploy_service: None,
+            owners: Default::default(),
         };
         for t in translators {
             engine.add_translator(t, "builtin");
@@ -969,8 +973,8 @@ impl Engine {
         contacts: &[crate::users::ContactInfo],
         report: &mut PassReport,
     ) -> (Output, Option<incremental::DeltaState>) {
-        // Machines, sorted by name; a name claimed by two files keeps the first file.
-        let mut machines: BTreeMap<&str, (&Path, &MachineRecord)> = BTreeMap::new();
+        // Machines, sorted by name, each from the one file that owns it.
+        let mut claims: BTreeMap<&str, Vec<(&Path, &MachineRecord)>> = BTreeMap::new();
         for file in files {
             let Some(entry) = self.cache.get(file) else {
                 continue;
@@ -983,20 +987,21 @@ impl Engine {
                 report.errors.push(p);
             }
             let Some(rec) = &entry.record else { continue };
-            if let Some((first, _)) = machines.get(rec.machine.as_str()) {
-                report.errors.push(
-                    Problem::new(format!(
-                        "machine {} is also defined by {}; this file is ignored",
-                        rec.machine,
-                        first.display()
-                    ))
-                    .file(file)
-                    .machine(&rec.machine),
-                );
+            claims.entry(&rec.machine).or_default().push((file, rec));
+        }
+        // A poisoned lock only means a panic elsewhere: the map itself is whole.
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut machines: BTreeMap<&str, (&Path, &MachineRecord)> = BTreeMap::new();
+        for (machine, claimants) in claims {
+            if let [only] = claimants[..] {
+                machines.insert(machine, only);
                 continue;
             }
-            machines.insert(&rec.machine, (file, rec));
+            machines.extend(resolve_claims(machine, &claimants, owners.get(machine), report).map(|c| (machine, c)));
         }
+        owners.clear();
+        owners.extend(machines.iter().map(|(m, (f, _))| (m.to_string(), f.to_path_buf())));
+        drop(owners);
 
         let mut phase = Phases::start();
         let base = base_definitions(&self.base);
@@ -1590,6 +1595,77 @@ struct Part<'a> {
 }
 
 type Kept<'a> = BTreeMap<&'a str, (&'a Path, Vec<Part<'a>>)>;
+
+/// Two or more files claim `machine`. Its owner in the last assembly keeps it; failing
+/// that, the one file whose path names the machine (see [`path_names_machine`]); failing
+/// that, nobody, until one claim remains. Every claimant gets an error, and so the
+/// machine's own status services (whose contacts are the owner's) report the claim.
+fn resolve_claims<'a>(
+    machine: &str,
+    claimants: &[(&'a Path, &'a MachineRecord)],
+    previous: Option<&PathBuf>,
+    report: &mut PassReport,
+) -> Option<(&'a Path, &'a MachineRecord)> {
+    let named: Vec<_> = claimants
+        .iter()
+        .filter(|(f, _)| path_names_machine(f, machine))
+        .collect();
+    let (chosen, why) = match claimants
+        .iter()
+        .find(|(f, _)| Some(*f) == previous.map(PathBuf::as_path))
+    {
+        Some(c) => (Some(*c), "owned it before"),
+        None if named.len() == 1 => (Some(*named[0]), "is named for it"),
+        None => (None, ""),
+    };
+    let list = |except: Option<&Path>| {
+        claimants
+            .iter()
+            .filter(|(f, _)| Some(*f) != except)
+            .map(|(f, _)| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (file, _) in claimants {
+        let message = match chosen {
+            Some((owner, _)) if owner == *file => format!(
+                "machine {machine} is also claimed by {}; keeping this file's configuration, since this file {why}",
+                list(Some(owner))
+            ),
+            Some((owner, _)) => format!(
+                "this file claims machine {machine}, which {} owns; this file is ignored",
+                owner.display()
+            ),
+            None => format!(
+                "machine {machine} is claimed by {}, and none of them owned it before or is named for it: the machine is left out until one claim remains",
+                list(None)
+            ),
+        };
+        report.errors.push(Problem::new(message).file(file).machine(machine));
+    }
+    chosen
+}
+
+/// Whether a profile's path names `machine`: its file name is the machine or its first
+/// label (`kdc1.xml`, `kdc1.example.org.xml`, optionally gzipped), or it stands in the
+/// LCFG layout `<domain>/<node>/XML/profile.xml`.
+pub fn path_names_machine(file: &Path, machine: &str) -> bool {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name
+        .strip_suffix(".gz")
+        .unwrap_or(name)
+        .strip_suffix(".xml")
+        .unwrap_or_default();
+    let node = machine.split('.').next().unwrap_or_default();
+    if !stem.is_empty() && (stem == machine || stem == node) {
+        return true;
+    }
+    let parts: Vec<&str> = file.iter().rev().take(4).filter_map(|p| p.to_str()).collect();
+    match parts[..] {
+        ["profile.xml" | "profile.xml.gz", "XML", n, domain] => format!("{n}.{domain}") == machine,
+        _ => false,
+    }
+}
 
 fn registered_of<'a>(kept: &'a Kept<'_>) -> Vec<Registered<'a>> {
     kept.iter()
