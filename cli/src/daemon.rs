@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monitor_core::base::BaseConfig;
+use monitor_core::cache::FragmentCache;
 use monitor_core::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
 use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, PassReport, find_profiles};
 use monitor_core::guard::{Inventory, InventoryCache, Removal};
@@ -72,9 +73,11 @@ pub struct Status {
     /// Results written to the command file in this pass.
     #[serde(default)]
     pub submitted: usize,
+    /// `persistent`, or why the fragment cache is not (saved on disk).
+    #[serde(default)]
+    pub cache: String,
 }
 
-/// The file `monitor-compile approve` writes: the digest of the held set to deploy.
 /// The lock file of a state directory.
 pub fn lock_path(state_dir: &Path) -> PathBuf {
     state_dir.join("lock")
@@ -119,6 +122,7 @@ pub fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+/// The file `monitor-compile approve` writes: the digest of the held set to deploy.
 pub fn approval_path(state_dir: &Path) -> PathBuf {
     state_dir.join("approved-set")
 }
@@ -145,7 +149,12 @@ struct Daemon {
     overrides: Overrides,
     settings: Settings,
     engine: Engine,
-    store: Store,
+    /// `None`: the store could not be opened, and the daemon runs on its memory cache.
+    store: Option<Store>,
+    /// Why the cache is in memory only, for status.json.
+    cache_problem: Option<String>,
+    /// The exclusive lock on the state directory, held while the daemon runs.
+    lock: std::fs::File,
     plugins: PluginSet,
     /// When each currently unparseable profile was first seen unparseable.
     first_broken: HashMap<PathBuf, Instant>,
@@ -170,8 +179,8 @@ struct Daemon {
 /// Run until SIGTERM or SIGINT.
 pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), String> {
     let settings = config::load(config_file.as_deref(), &overrides)?;
-    // Held for the daemon's life: one daemon per state directory.
-    let _lock = lock_state_dir(&settings.state_dir)?;
+    // Held for the daemon's life (in `Daemon::lock`): one daemon per state directory.
+    let lock = lock_state_dir(&settings.state_dir)?;
     let (tx, rx) = mpsc::channel::<Event>();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -188,7 +197,7 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
             }
         }
     });
-    let mut d = Daemon::new(config_file, overrides, settings)?;
+    let mut d = Daemon::new(config_file, overrides, settings, lock)?;
     d.watch(tx.clone())?;
     tracing::info!(profiles = ?d.settings.profiles, output = %d.settings.output.display(), "monitor-compile daemon started");
 
@@ -259,8 +268,13 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 impl Daemon {
-    fn new(config_file: Option<PathBuf>, overrides: Overrides, settings: Settings) -> Result<Daemon, String> {
-        let (store, cache) = Store::open(&settings.cache_path()).map_err(|e| e.to_string())?;
+    fn new(
+        config_file: Option<PathBuf>,
+        overrides: Overrides,
+        settings: Settings,
+        lock: std::fs::File,
+    ) -> Result<Daemon, String> {
+        let (store, cache, cache_problem) = open_store(&settings);
         let mut engine = make_engine(&settings);
         engine.set_cache(cache);
         let plugins = PluginSet::new(settings.translators.clone(), settings.state_dir.join("plugins"));
@@ -273,6 +287,8 @@ impl Daemon {
             settings,
             engine,
             store,
+            cache_problem,
+            lock,
             plugins,
             first_broken: HashMap::new(),
             watcher: None,
@@ -288,71 +304,18 @@ impl Daemon {
         })
     }
 
-    /// Watch the profile directories (recursively), the translator directories, and the
-    /// parent of each, so that a directory that is replaced (a remount, a rename) or
-    /// appears later is noticed and watched again.
+    /// Watch the profile directories (recursively), the translator directories, the users
+    /// file, and the parent of each, so that a directory that is replaced (a remount, a
+    /// rename) or appears later is noticed and watched again.
     fn watch(&mut self, tx: mpsc::Sender<Event>) -> Result<(), String> {
-        // The parents are watched only for what happens to the directories themselves:
-        // other changes there (a log file beside them) are not ours.
-        let ours: Vec<PathBuf> = self
-            .settings
-            .profiles
-            .iter()
-            .chain(&self.settings.translators)
-            .cloned()
-            .collect();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res
-                && !matches!(ev.kind, notify::EventKind::Access(_))
-                && ev.paths.iter().any(|p| ours.iter().any(|d| p.starts_with(d)))
-            {
-                let _ = tx.send(Event::Changed);
-            }
-        })
-        .map_err(|e| format!("cannot watch the profile directories: {e}"))?;
+        let (watcher, watched) = build_watcher(&self.settings, tx)?;
         self.watcher = Some(watcher);
-        self.watched.clear();
-        let dirs: Vec<(PathBuf, bool)> = self
-            .settings
-            .profiles
-            .iter()
-            .map(|d| (d.clone(), true))
-            .chain(self.settings.translators.iter().map(|d| (d.clone(), false)))
-            .collect();
-        let mut parents: Vec<PathBuf> = Vec::new();
-        for (dir, recursive) in dirs {
-            if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty())
-                && !parents.iter().any(|q| q == p)
-            {
-                parents.push(p.to_path_buf());
-            }
-            let id = self.add_watch(&dir, recursive);
-            self.watched.push(Watched {
-                path: dir,
-                recursive,
-                id,
-            });
-        }
-        for p in parents {
-            self.add_watch(&p, false);
-        }
+        self.watched = watched;
         Ok(())
     }
 
     fn add_watch(&mut self, dir: &Path, recursive: bool) -> Option<(u64, u64)> {
-        let w = self.watcher.as_mut()?;
-        let mode = if recursive {
-            notify::RecursiveMode::Recursive
-        } else {
-            notify::RecursiveMode::NonRecursive
-        };
-        match w.watch(dir, mode) {
-            Ok(()) => dir_id(dir),
-            Err(e) => {
-                tracing::debug!(dir = %dir.display(), error = %e, "cannot watch (yet)");
-                None
-            }
-        }
+        add_watch(self.watcher.as_mut()?, dir, recursive)
     }
 
     /// Watch again every directory that was replaced or has appeared since its watch
@@ -382,14 +345,37 @@ impl Daemon {
         }
     }
 
+    /// Apply the configuration file again, whole or not at all: everything that can fail
+    /// (loading, the state directory's lock, the cache store, the watches) is prepared
+    /// first, and only then does the new configuration replace the old.
     fn reconfigure(&mut self, tx: mpsc::Sender<Event>) -> Result<(), String> {
         let settings = config::load(self.config_file.as_deref(), &self.overrides)?;
-        let cache = if settings.cache_path() != self.settings.cache_path() {
-            let (store, cache) = Store::open(&settings.cache_path()).map_err(|e| e.to_string())?;
-            self.store = store;
-            cache
+        let lock = if settings.state_dir != self.settings.state_dir {
+            Some(lock_state_dir(&settings.state_dir)?)
         } else {
-            self.engine.take_cache()
+            None
+        };
+        let store = if settings.cache_path() != self.settings.cache_path() {
+            let (store, cache) = Store::open(&settings.cache_path()).map_err(|e| e.to_string())?;
+            Some((store, cache))
+        } else {
+            None
+        };
+        let (watcher, watched) = build_watcher(&settings, tx)?;
+        if settings.state_dir != self.settings.state_dir {
+            deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
+        }
+        // Nothing below fails.
+        if let Some(lock) = lock {
+            self.lock = lock;
+        }
+        let cache = match store {
+            Some((store, cache)) => {
+                self.store = Some(store);
+                self.cache_problem = None;
+                cache
+            }
+            None => self.engine.take_cache(),
         };
         self.engine = make_engine(&settings);
         self.engine.set_cache(cache);
@@ -399,7 +385,9 @@ impl Daemon {
         }
         self.status_file = settings.nagios_status_file();
         self.settings = settings;
-        self.watch(tx)
+        self.watcher = Some(watcher);
+        self.watched = watched;
+        Ok(())
     }
 
     /// Look at Nagios's status file: when Nagios has (re)started, it knows none of our
@@ -535,8 +523,16 @@ impl Daemon {
                 return None;
             }
         };
-        if let Err(e) = self.store.save(self.engine.cache(), &result.changed_files) {
-            tracing::error!(error = %e, "cannot save the cache");
+        match &mut self.store {
+            Some(store) => {
+                if let Err(e) = store.save(self.engine.cache(), &result.changed_files) {
+                    tracing::error!(error = %e, "cannot save the cache; it is saved on the next pass that can");
+                    self.cache_problem = Some(e.to_string());
+                } else {
+                    self.cache_problem = None;
+                }
+            }
+            None => tracing::warn!("running without a persistent cache: a restart parses and translates every profile"),
         }
         phases.compile_ms = ms_since(t);
 
@@ -740,6 +736,14 @@ impl Daemon {
             held: self.held.clone(),
             deploy,
             submitted,
+            cache: match (&self.store, &self.cache_problem) {
+                (Some(_), None) => "persistent".into(),
+                (Some(_), Some(p)) => format!("persistent, last save failed: {p}"),
+                (None, p) => format!(
+                    "memory only: {}",
+                    p.as_deref().unwrap_or("the store could not be opened")
+                ),
+            },
         };
         write_status(&self.settings.state_dir, &status);
     }
@@ -763,6 +767,87 @@ pub fn list_profile_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
         ));
     }
     Ok(files)
+}
+
+/// A watcher over what `s` names: the profile directories (recursively), the translator
+/// directories, the users file, and the parent of each (for what happens to them only).
+fn build_watcher(s: &Settings, tx: mpsc::Sender<Event>) -> Result<(notify::RecommendedWatcher, Vec<Watched>), String> {
+    let ours: Vec<PathBuf> = s
+        .profiles
+        .iter()
+        .chain(&s.translators)
+        .chain(std::iter::once(&s.users))
+        .cloned()
+        .collect();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res
+            && !matches!(ev.kind, notify::EventKind::Access(_))
+            && ev.paths.iter().any(|p| ours.iter().any(|d| p.starts_with(d)))
+        {
+            let _ = tx.send(Event::Changed);
+        }
+    })
+    .map_err(|e| format!("cannot watch the profile directories: {e}"))?;
+    let dirs: Vec<(PathBuf, bool)> = s
+        .profiles
+        .iter()
+        .map(|d| (d.clone(), true))
+        .chain(s.translators.iter().map(|d| (d.clone(), false)))
+        .collect();
+    let mut parents: Vec<PathBuf> = Vec::new();
+    let mut watched = Vec::new();
+    for (dir, recursive) in dirs {
+        if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parents.iter().any(|q| q == p)
+        {
+            parents.push(p.to_path_buf());
+        }
+        let id = add_watch(&mut watcher, &dir, recursive);
+        watched.push(Watched {
+            path: dir,
+            recursive,
+            id,
+        });
+    }
+    // The users file is replaced by editors (a rename): watch its directory.
+    if let Some(p) = s.users.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parents.iter().any(|q| q == p)
+    {
+        parents.push(p.to_path_buf());
+    }
+    for p in parents {
+        add_watch(&mut watcher, &p, false);
+    }
+    Ok((watcher, watched))
+}
+
+fn add_watch(w: &mut notify::RecommendedWatcher, dir: &Path, recursive: bool) -> Option<(u64, u64)> {
+    use notify::Watcher;
+    let mode = if recursive {
+        notify::RecursiveMode::Recursive
+    } else {
+        notify::RecursiveMode::NonRecursive
+    };
+    match w.watch(dir, mode) {
+        Ok(()) => dir_id(dir),
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot watch (yet)");
+            None
+        }
+    }
+}
+
+/// Open the cache store. A store that cannot be opened (nor removed and rebuilt: an
+/// immutable file, a read-only disk) does not stop the daemon: it runs on a memory cache,
+/// says so at ERROR level and in status.json.
+fn open_store(s: &Settings) -> (Option<Store>, FragmentCache, Option<String>) {
+    match Store::open(&s.cache_path()) {
+        Ok((store, cache)) => (Some(store), cache, None),
+        Err(e) => {
+            tracing::error!(error = %e, "RUNNING WITHOUT A PERSISTENT CACHE: every restart parses and translates every profile; fix the cache file and restart");
+            (None, FragmentCache::default(), Some(e.to_string()))
+        }
+    }
 }
 
 fn make_engine(s: &Settings) -> Engine {

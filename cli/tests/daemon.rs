@@ -908,14 +908,12 @@ fn contact_addresses_reach_the_notifiers_intact_and_hostile_ones_are_refused() {
     // them one literal argument.
     let email = "x&touch&y|z{a}#b~c@example.org";
     let jid = "bob@jabber.example.org/a&b|c`d`";
-    let users = site.path("users.toml");
-    std::fs::write(
-        &users,
-        format!(
+    let users = own_users(
+        &site,
+        &format!(
             "[contacts.bob]\nemail = \"{email}\"\nxmpp = \"{jid}\"\ngroups = [\"jabber\", \"infrastructure\", \"kdc\", \"www\", \"weblogin\"]\n"
         ),
-    )
-    .unwrap();
+    );
     let (mail_out, notify_out) = (site.path("mail.argv"), site.path("notify.argv"));
     let mail = recorder(&site, "mail", &mail_out);
     let notify = recorder(&site, "notify", &notify_out);
@@ -927,15 +925,6 @@ fn contact_addresses_reach_the_notifiers_intact_and_hostile_ones_are_refused() {
         ),
         "",
     );
-    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml")).unwrap();
-    std::fs::write(
-        site.path("monitor-compile.toml"),
-        cfg.replace(
-            &format!("users = \"{}\"", samples().join("users.toml").display()),
-            &format!("users = \"{}\"", users.display()),
-        ),
-    )
-    .unwrap();
     let site = running(site);
     let cmd = format!(
         "[{}] SEND_CUSTOM_SVC_NOTIFICATION;jabber1.example.org;monitoring: jabberd;2;tester;payload test\n",
@@ -1048,4 +1037,193 @@ fn a_second_daemon_on_one_state_directory_exits_naming_the_first() {
         std::fs::read_to_string(site.path("state/lock"))
             .is_ok_and(|p| p.trim() == site.daemon.as_ref().unwrap().id().to_string())
     });
+}
+
+/// Runs `chattr` (root and an ext4-like file system: what CI has).
+fn chattr(flag: &str, path: &Path) {
+    let st = Command::new("chattr").arg(flag).arg(path).status().unwrap();
+    assert!(st.success(), "chattr {flag} {}", path.display());
+}
+
+#[test]
+fn a_cache_file_that_cannot_be_replaced_leaves_the_daemon_running_on_memory() {
+    let mut site = Site::without_nagios();
+    let cache = site.path("state/cache.redb");
+    std::fs::write(&cache, b"this is not a redb database").unwrap();
+    chattr("+i", &cache);
+    site.start_daemon();
+    site.wait("a deploy", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    let status = site.status_json().unwrap();
+    chattr("-i", &cache);
+    assert!(
+        status["cache"]
+            .as_str()
+            .unwrap()
+            .starts_with("memory only: cache store"),
+        "{status}"
+    );
+    assert!(
+        site.log().contains("RUNNING WITHOUT A PERSISTENT CACHE"),
+        "{}",
+        site.log()
+    );
+    assert_eq!(status["machines"], 3, "{status}");
+}
+
+/// A small tmpfs mounted by the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs (the test runs as root, as CI does)");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_survived_and_the_cache_and_sets_recover() {
+    let mut site = Site::without_nagios();
+    let _fs = Tmpfs::mount(&site.path("state"), "4m");
+    site.configure("rescan_seconds = 600", "");
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    // Fill the disk.
+    let filler = site.path("state/filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    add_flaky(&site, "full1");
+    site.wait("a pass that cannot save", || {
+        site.log().contains("cannot save the cache") && site.log().contains("deploy failed")
+    });
+    let staging = || {
+        std::fs::read_dir(site.path("state/sets"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".staging-"))
+            .count()
+    };
+    assert_eq!(staging(), 0, "a failed write leaves no staging directory");
+    // The disk recovers: the next pass saves the cache and deploys.
+    std::fs::remove_file(&filler).unwrap();
+    add_flaky(&site, "full2");
+    site.wait("a deploy after the disk recovered", || {
+        std::fs::read_to_string(site.live_target().join(machine_file("full2.example.org")))
+            .is_ok_and(|t| t.contains("full2.example.org"))
+    });
+    site.wait("status.json again", || {
+        site.status_json().is_some_and(|s| s["cache"] == "persistent")
+    });
+    assert_eq!(staging(), 0);
+    // Everything owed was saved: a restart parses nothing.
+    site.stop_daemon();
+    std::fs::remove_file(site.path("state/status.json")).unwrap();
+    site.start_daemon();
+    site.wait("a pass after the restart", || site.status_json().is_some());
+    let after = site.status_json().unwrap();
+    assert_eq!(after["parsed"], 0, "{after}");
+    assert_eq!(after["machines"], 5, "{after}");
+}
+
+#[test]
+fn a_configuration_that_fails_to_apply_is_not_applied_in_part() {
+    let mut site = Site::without_nagios();
+    site.configure("rescan_seconds = 600", "");
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    // A new profile directory (which would apply) and a state directory that cannot be
+    // made (under a regular file), which fails later.
+    std::fs::create_dir_all(site.path("more")).unwrap();
+    std::fs::copy(samples().join("kdc2.xml"), site.path("more/kdc2.xml")).unwrap();
+    std::fs::write(site.path("notadir"), "").unwrap();
+    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml")).unwrap();
+    let bad = cfg
+        .replacen(
+            "profiles = [",
+            &format!("profiles = [\"{}\", ", site.path("more").display()),
+            1,
+        )
+        .replace(
+            &format!("state_dir = \"{}\"", site.path("state").display()),
+            &format!("state_dir = \"{}\"", site.path("notadir/state").display()),
+        );
+    assert_ne!(bad, cfg);
+    std::fs::write(site.path("monitor-compile.toml"), bad).unwrap();
+    site.signal("-HUP");
+    site.wait("the refusal", || site.log().contains("keeping the old configuration"));
+    assert!(
+        site.log().contains("cannot create the state directory"),
+        "it failed after loading: {}",
+        site.log()
+    );
+    // The old configuration is whole: its directories are watched, its state is used.
+    add_flaky(&site, "still");
+    site.wait("a change under the old configuration", || {
+        std::fs::read_to_string(site.live_target().join(machine_file("still.example.org")))
+            .is_ok_and(|t| t.contains("still.example.org"))
+    });
+    let status = site.status_json().unwrap();
+    assert_eq!(
+        status["files"], 4,
+        "the new profile directory was not applied: {status}"
+    );
+    assert!(!site.path("notadir").is_dir());
+}
+
+/// Point the site at a users file of its own, with `text`.
+fn own_users(site: &Site, text: &str) -> PathBuf {
+    let users = site.path("users.toml");
+    std::fs::write(&users, text).unwrap();
+    let cfg = std::fs::read_to_string(site.path("monitor-compile.toml")).unwrap();
+    std::fs::write(
+        site.path("monitor-compile.toml"),
+        cfg.replace(
+            &format!("users = \"{}\"", samples().join("users.toml").display()),
+            &format!("users = \"{}\"", users.display()),
+        ),
+    )
+    .unwrap();
+    users
+}
+
+#[test]
+fn an_edited_users_file_takes_effect_without_a_restart() {
+    let mut site = Site::without_nagios();
+    let sample = std::fs::read_to_string(samples().join("users.toml")).unwrap();
+    let users = own_users(&site, &sample);
+    site.configure("rescan_seconds = 600", "");
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.status_json().is_some_and(|s| s["deploy"]["result"] == "deployed")
+    });
+    let contacts = || std::fs::read_to_string(site.live_target().join("30-contacts.cfg")).unwrap_or_default();
+    assert!(contacts().contains("bob@example.org"));
+    // As an editor saves: a new file renamed over the old one.
+    let edited = sample.replace("bob@example.org", "robert@example.org");
+    let tmp = site.path("users.toml.new");
+    std::fs::write(&tmp, edited).unwrap();
+    std::fs::rename(&tmp, &users).unwrap();
+    site.wait("the new address to be live", || {
+        contacts().contains("robert@example.org")
+    });
+    assert!(!contacts().contains("bob@example.org"));
 }

@@ -132,6 +132,16 @@ pub fn live_set(cfg: &DeployConfig) -> Option<String> {
     target.file_name().map(|n| n.to_string_lossy().into_owned())
 }
 
+/// Remove every staging directory under `sets`.
+fn remove_staging(sets: &Path) -> Result<(), DeployError> {
+    for e in std::fs::read_dir(sets).map_err(io(sets))?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".staging-") {
+            std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Remove staging directories left behind by a crash.
 pub fn recover(cfg: &DeployConfig) -> Result<(), DeployError> {
     let sets = cfg.state_dir.join("sets");
@@ -206,18 +216,27 @@ pub fn deploy_timed(cfg: &DeployConfig, output: &Output, timings: &mut DeployTim
     }
     let sets = cfg.state_dir.join("sets");
     std::fs::create_dir_all(&sets).map_err(io(&sets))?;
+    // Staging directories of earlier attempts (a full disk, a crash) go first: the state
+    // directory is ours alone (the daemon holds its lock).
+    remove_staging(&sets)?;
     let staging = sets.join(format!(".staging-{set}-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
-    }
     let previous_dir = previous.as_ref().map(|p| sets.join(p)).filter(|d| d.is_dir());
     let t = std::time::Instant::now();
-    write_synced(&staging, output, previous_dir.as_deref())?;
+    if let Err(e) = write_synced(&staging, output, previous_dir.as_deref()) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
     timings.write_ms = ms_since(t);
     pause_point(cfg, "staged");
 
     let t = std::time::Instant::now();
-    let check = validate_staging(cfg, &staging, output)?;
+    let check = match validate_staging(cfg, &staging, output) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     timings.validate_ms = ms_since(t);
     if !check.ok {
         for e in &check.errors {

@@ -30,10 +30,14 @@ pub struct StoreError {
 
 /// The on-disk cache.
 pub struct Store {
-    db: Database,
+    /// `None` after a failed write: the database is opened again on the next save (redb
+    /// refuses every later write on a handle that saw an I/O error).
+    db: Option<Database>,
     path: PathBuf,
     /// The files stored, to delete the entries of files that went away.
     stored: HashSet<PathBuf>,
+    /// Files changed since the last save that succeeded: written by the next one.
+    unsaved: HashSet<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -110,19 +114,43 @@ impl Store {
         drop(r);
         Ok((
             Store {
-                db,
+                db: Some(db),
                 path: path.to_path_buf(),
                 stored,
+                unsaved: HashSet::new(),
             },
             cache,
         ))
     }
 
-    /// Write the entries of `changed` files and drop those no longer in the cache, in one
-    /// transaction.
+    /// Write the entries of `changed` files (and of those a failed save left unsaved) and
+    /// drop those no longer in the cache, in one transaction. After a failure (a full
+    /// disk) the next save opens the database again and writes everything owed.
     pub fn save(&mut self, cache: &FragmentCache, changed: &[PathBuf]) -> Result<(), StoreError> {
+        self.unsaved.extend(changed.iter().cloned());
+        let owed: Vec<PathBuf> = self.unsaved.iter().cloned().collect();
+        match self.try_save(cache, &owed) {
+            Ok(()) => {
+                self.unsaved.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.db = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn try_save(&mut self, cache: &FragmentCache, changed: &[PathBuf]) -> Result<(), StoreError> {
         let e = |m: String| err(&self.path, m);
-        let w = self.db.begin_write().map_err(|x| e(x.to_string()))?;
+        if self.db.is_none() {
+            let db = Database::create(&self.path).map_err(|x| e(format!("cannot open it again: {x}")))?;
+            tracing::info!(path = %self.path.display(), "cache store open again");
+            self.db = Some(db);
+        }
+        // Invariant: set just above when it was None.
+        let db = self.db.as_ref().expect("the database is open");
+        let w = db.begin_write().map_err(|x| e(x.to_string()))?;
         let mut now_stored = self.stored.clone();
         {
             let mut table = w.open_table(ENTRIES).map_err(|x| e(x.to_string()))?;
