@@ -55,6 +55,10 @@ pub struct Settings {
     /// Seconds to wait after a reload before submitting results (Nagios restarts).
     #[serde(default = "default_submit_delay_seconds")]
     pub submit_delay_seconds: u64,
+    /// How long a reload may take to show in Nagios's status file (`program_start`)
+    /// before it counts as failed and is rolled back.
+    #[serde(default = "default_reload_timeout_seconds")]
+    pub reload_timeout_seconds: u64,
     /// The notifier for XMPP and Slack notifications.
     #[serde(default)]
     pub notifier: Option<PathBuf>,
@@ -116,6 +120,10 @@ fn default_error_grace_seconds() -> u64 {
 fn default_keep_rejected() -> usize {
     5
 }
+fn default_reload_timeout_seconds() -> u64 {
+    60
+}
+
 fn default_submit_delay_seconds() -> u64 {
     2
 }

@@ -174,6 +174,9 @@ struct Daemon {
     /// After a reload: the Unix time it was sent, and when to give up waiting for
     /// Nagios to restart; results wait until then.
     awaiting_restart: Option<(u64, Instant)>,
+    /// After a deploy that failed or was rolled back (Nagios down): the wait before the
+    /// next try, doubled each time up to a minute; a Nagios (re)start retries at once.
+    retry_backoff: Option<Duration>,
 }
 
 /// Run until SIGTERM or SIGINT.
@@ -219,7 +222,9 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
             continue;
         }
         if now >= next_poll {
-            d.poll_nagios();
+            if d.poll_nagios() {
+                due = Some(Instant::now());
+            }
             next_poll = now + Duration::from_millis(d.settings.nagios_poll_ms.max(100));
         }
         let wake = due.unwrap_or(next_rescan).min(next_rescan).min(next_poll);
@@ -301,6 +306,7 @@ impl Daemon {
             status_file,
             nagios_start,
             awaiting_restart: None,
+            retry_backoff: None,
         })
     }
 
@@ -392,8 +398,9 @@ impl Daemon {
 
     /// Look at Nagios's status file: when Nagios has (re)started, it knows none of our
     /// results (or only retained ones): submit every result.
-    fn poll_nagios(&mut self) {
-        let Some(f) = &self.status_file else { return };
+    /// Returns whether a pass should run now: Nagios is back after a failed deploy.
+    fn poll_nagios(&mut self) -> bool {
+        let Some(f) = &self.status_file else { return false };
         let start = deploy::nagios_program_start(f);
         if let Some(started) = start
             && start != self.nagios_start
@@ -414,12 +421,17 @@ impl Daemon {
                 }
             }
             self.submit();
+            if self.retry_backoff.is_some() {
+                tracing::info!("Nagios is up again: retrying the deploy");
+                return true;
+            }
         } else if self.awaiting_restart.is_some_and(|(_, t)| Instant::now() >= t) {
             tracing::warn!("Nagios did not restart after the reload in time: submitting every result anyway");
             self.awaiting_restart = None;
             self.submitted.clear();
             self.submit();
         }
+        false
     }
 
     /// Submit the results that Nagios has not been told yet. Returns how many.
@@ -592,6 +604,7 @@ impl Daemon {
         }
 
         let mut timings = DeployTimings::default();
+        let mut deploy_retry: Option<Instant> = None;
         let (deploy_json, deploy_result, wait_for_restart, submit_machines) = if !reasons.is_empty() {
             let summary = removal.as_ref().map(Removal::summary).unwrap_or_default();
             tracing::error!(
@@ -641,8 +654,17 @@ impl Daemon {
                     reload_error: None,
                     ..
                 }) => {
-                    tracing::info!(set, hosts, services, "deployed and reloaded");
-                    wait = !matches!(cfg.reload, deploy::Reload::None);
+                    // With a status file the deploy saw Nagios restart on it already.
+                    match &self.status_file {
+                        Some(f) => {
+                            self.nagios_start = deploy::nagios_program_start(f);
+                            tracing::info!(set, hosts, services, program_start = ?self.nagios_start, "deployed, and Nagios restarted on it");
+                        }
+                        None => {
+                            tracing::info!(set, hosts, services, "deployed and reloaded");
+                            wait = !matches!(cfg.reload, deploy::Reload::None);
+                        }
+                    }
                     (0, ok(set))
                 }
                 Ok(Deployed::Deployed {
@@ -685,6 +707,19 @@ impl Daemon {
                 let _ = std::fs::remove_file(approval_path(&self.settings.state_dir));
             }
             let machines = !matches!(deployed, Ok(Deployed::Rejected { .. }) | Err(_));
+            if matches!(deployed, Ok(Deployed::RolledBack { .. }) | Err(_)) {
+                let wait = self
+                    .retry_backoff
+                    .map_or(Duration::from_secs(2), |b| (b * 2).min(Duration::from_secs(60)));
+                tracing::info!(
+                    seconds = wait.as_secs(),
+                    "retrying the deploy later (or as soon as Nagios is back)"
+                );
+                self.retry_backoff = Some(wait);
+                deploy_retry = Some(Instant::now() + wait);
+            } else {
+                self.retry_backoff = None;
+            }
             (json, self.deploy_result(res.0, res.1), wait, machines)
         };
 
@@ -713,7 +748,10 @@ impl Daemon {
         };
         phases.submit_ms = ms_since(t);
         self.record(clock, phases, result.report, pending, deploy_json, submitted);
-        retry
+        match (retry, deploy_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Write `status.json` for the pass that started at `clock`.
@@ -874,6 +912,8 @@ fn deploy_config(s: &Settings) -> DeployConfig {
         reload: s.reload_method(),
         keep_rejected: s.keep_rejected,
         validate_user: s.validate_user.clone(),
+        status_file: s.nagios_status_file(),
+        reload_timeout: Duration::from_secs(s.reload_timeout_seconds),
     }
 }
 

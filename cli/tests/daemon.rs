@@ -1227,3 +1227,70 @@ fn an_edited_users_file_takes_effect_without_a_restart() {
     });
     assert!(!contacts().contains("bob@example.org"));
 }
+
+#[test]
+fn a_stale_pid_in_the_lock_file_is_never_signalled() {
+    let mut site = Site::new();
+    // The lock file names a bystander, as after Nagios died and its pid was reused.
+    let mut bystander = Command::new("sleep").arg("300").spawn().unwrap();
+    let lock = site.path("var/stale.lock");
+    std::fs::write(&lock, format!("{}\n", bystander.id())).unwrap();
+    site.configure(
+        "rescan_seconds = 600",
+        &format!("[reload]\nmethod = \"signal\"\nlock_file = \"{}\"\n", lock.display()),
+    );
+    site.start_daemon();
+    site.wait("the first deploy", || site.status_json().is_some());
+    add_flaky(&site, "stale1");
+    site.wait("the refused reload", || site.log().contains("not signalled"));
+    site.wait("the rollback", || {
+        site.log().contains("the previous configuration was restored")
+    });
+    assert!(bystander.try_wait().unwrap().is_none(), "the bystander lives");
+    assert!(
+        site.log().contains(&format!("pid {} in", bystander.id())),
+        "{}",
+        site.log()
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn a_reload_nagios_never_saw_is_rolled_back_and_retried_when_nagios_is_back() {
+    let mut site = Site::new();
+    site.configure("rescan_seconds = 600", "");
+    // A regular file where Nagios's command FIFO should be.
+    std::fs::write(site.path("var/nagios.cmd"), "").unwrap();
+    site.start_daemon();
+    site.wait("the first deploy", || {
+        site.path("nagios/generated").exists() && site.status_json().is_some()
+    });
+    let first = site.live_target();
+    add_flaky(&site, "retry1");
+    site.wait("the rollback", || {
+        site.log().contains("not a FIFO") && site.log().contains("the previous configuration was restored")
+    });
+    assert_eq!(site.live_target(), first, "the live set is the previous one");
+    assert!(
+        !site.log().contains("deployed, and Nagios restarted on it"),
+        "{}",
+        site.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path("var/nagios.cmd")).unwrap(),
+        "",
+        "nothing was written to it"
+    );
+    // Nagios comes back (its FIFO in place): the deploy is retried without a change.
+    std::fs::remove_file(site.path("var/nagios.cmd")).unwrap();
+    site.start_nagios();
+    site.wait("the retried deploy to be live in Nagios", || {
+        site.service("retry1.example.org", "monitoring: flaky").is_some()
+    });
+    assert!(
+        site.log().contains("deployed, and Nagios restarted on it"),
+        "{}",
+        site.log()
+    );
+}

@@ -18,6 +18,7 @@
 //!    finished by a reload on the next pass.
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,6 +62,10 @@ pub struct DeployConfig {
     /// Whom `nagios -v` runs as (when we are root); `None`: the main config's
     /// `nagios_user`, so that a set Nagios could not read is rejected.
     pub validate_user: Option<String>,
+    /// Nagios's status file, whose `program_start` confirms a reload (`None`: not confirmed).
+    pub status_file: Option<PathBuf>,
+    /// How long a reload may take to show in the status file before it counts as failed.
+    pub reload_timeout: Duration,
 }
 
 /// What a deploy did.
@@ -201,7 +206,7 @@ pub fn deploy_timed(cfg: &DeployConfig, output: &Output, timings: &mut DeployTim
                 set,
                 "the live set was never reloaded (interrupted deploy?): reloading now"
             );
-            match reload(&cfg.reload) {
+            match reload_confirmed(cfg) {
                 Ok(()) => mark_reloaded(cfg, &set)?,
                 Err(reason) => tracing::warn!(%reason, "reload failed"),
             }
@@ -264,12 +269,12 @@ pub fn deploy_timed(cfg: &DeployConfig, output: &Output, timings: &mut DeployTim
     pause_point(cfg, "swapped");
 
     let mut reload_error = None;
-    if let Err(reason) = reload(&cfg.reload).and_then(|()| mark_reloaded(cfg, &set).map_err(|e| e.to_string())) {
+    if let Err(reason) = reload_confirmed(cfg).and_then(|()| mark_reloaded(cfg, &set).map_err(|e| e.to_string())) {
         match &previous {
             Some(prev) if sets.join(prev).is_dir() => {
                 tracing::error!(%reason, "reload failed; rolling back to the previous configuration");
                 swap(cfg, &sets.join(prev))?;
-                if let Err(again) = reload(&cfg.reload) {
+                if let Err(again) = reload_confirmed(cfg) {
                     tracing::error!(reason = %again, "reload after rollback failed too");
                 }
                 timings.reload_ms = ms_since(t);
@@ -440,8 +445,10 @@ fn collect_garbage(sets: &Path, live: &str, previous: Option<&str>) -> Result<()
 }
 
 /// Tell Nagios to load the new configuration.
-pub fn reload(how: &Reload) -> Result<(), String> {
-    match how {
+/// Ask Nagios to reload, as `cfg.reload` says (without confirming it: see
+/// [`reload_confirmed`]). A signal goes only to a process that is the configured Nagios.
+pub fn reload(cfg: &DeployConfig) -> Result<(), String> {
+    match &cfg.reload {
         Reload::None => Ok(()),
         Reload::CommandFile { path } => write_commands(path, &[format!("[{}] RESTART_PROGRAM", now())]),
         Reload::Signal { lock_file } => {
@@ -450,6 +457,8 @@ pub fn reload(how: &Reload) -> Result<(), String> {
                 .trim()
                 .parse()
                 .map_err(|_| format!("{}: no pid in {text:?}", lock_file.display()))?;
+            is_our_nagios(pid, &cfg.nagios_bin, &cfg.nagios_config)
+                .map_err(|why| format!("pid {pid} in {}: {why}; not signalled", lock_file.display()))?;
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP)
                 .map_err(|e| format!("SIGHUP to pid {pid}: {e}"))
         }
@@ -465,6 +474,73 @@ pub fn reload(how: &Reload) -> Result<(), String> {
                 Err(format!("{} exited with {status}", argv.join(" ")))
             }
         }
+    }
+}
+
+/// Whether `pid` is the configured Nagios: its executable is `nagios_bin` and its
+/// command line names the main config `nagios_config`. A stale lock file names some
+/// other process, which a SIGHUP would kill.
+pub fn is_our_nagios(pid: i32, nagios_bin: &Path, nagios_config: &Path) -> Result<(), String> {
+    if pid <= 1 {
+        return Err("not a daemon's pid".into());
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let exe = std::fs::read_link(proc_dir.join("exe")).map_err(|e| format!("no such process ({e})"))?;
+    let want = std::fs::canonicalize(nagios_bin).unwrap_or_else(|_| nagios_bin.to_path_buf());
+    if exe != want {
+        return Err(format!("it runs {}, not {}", exe.display(), want.display()));
+    }
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).map_err(|e| format!("cannot read its command line: {e}"))?;
+    let config = std::fs::canonicalize(nagios_config).unwrap_or_else(|_| nagios_config.to_path_buf());
+    let named = cmdline.split(|b| *b == 0).any(|arg| {
+        let arg = Path::new(std::ffi::OsStr::from_bytes(arg));
+        arg == nagios_config || std::fs::canonicalize(arg).is_ok_and(|a| a == config)
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(format!("its command line does not name {}", nagios_config.display()))
+    }
+}
+
+/// Reload Nagios and confirm it: Nagios's `program_start` (in its status file) must move
+/// past its value before the reload within `cfg.reload_timeout`. Without a status file
+/// (or with `Reload::None`) the request alone counts.
+pub fn reload_confirmed(cfg: &DeployConfig) -> Result<(), String> {
+    let Some(status) = cfg
+        .status_file
+        .as_deref()
+        .filter(|_| !matches!(cfg.reload, Reload::None))
+    else {
+        return reload(cfg);
+    };
+    let before = nagios_program_start(status);
+    // program_start counts seconds: a restart in the second Nagios last started would
+    // not show. Wait for the next second first.
+    if before.is_some_and(|b| b >= now()) {
+        let into_second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_millis())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(u64::from(1000 - into_second.min(999))));
+    }
+    reload(cfg)?;
+    let end = std::time::Instant::now() + cfg.reload_timeout;
+    loop {
+        if let Some(start) = nagios_program_start(status)
+            && before.is_none_or(|b| start > b)
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= end {
+            return Err(format!(
+                "Nagios did not restart within {} s of the reload ({} shows program_start {})",
+                cfg.reload_timeout.as_secs(),
+                status.display(),
+                before.map(|b| b.to_string()).unwrap_or_else(|| "none".into())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -488,6 +564,21 @@ pub fn write_commands(command_file: &Path, lines: &[String]) -> Result<(), Strin
                 command_file.display()
             )
         })?;
+    // Nagios reads commands from a FIFO it makes itself: anything else (a regular file
+    // left in its place) takes our lines and tells Nagios nothing.
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = f
+            .metadata()
+            .map_err(|e| format!("{}: {e}", command_file.display()))?
+            .file_type();
+        if !kind.is_fifo() {
+            return Err(format!(
+                "{}: not a FIFO, so not Nagios's command file (is Nagios running with check_external_commands=1?)",
+                command_file.display()
+            ));
+        }
+    }
     for line in lines {
         let mut buf = line.clone().into_bytes();
         buf.push(b'\n');
@@ -683,26 +774,51 @@ mod tests {
         assert_eq!(sanitize(&"é".repeat(800)).len(), 1000);
     }
 
-    #[test]
-    fn reload_methods_really_act() {
-        // signal: SIGHUP to the pid in the lock file ends a process that does not catch it.
-        let dir = tempfile::tempdir().unwrap();
-        // `env --default-signal` resets SIGHUP, which the test runner may have ignored (nohup).
-        let mut child = std::process::Command::new("env")
-            .args(["--default-signal=HUP", "sleep", "30"])
+    fn config(reload: Reload) -> DeployConfig {
+        DeployConfig {
+            live: "/nonexistent/live".into(),
+            state_dir: "/nonexistent/state".into(),
+            nagios_bin: "/usr/bin/sleep".into(),
+            nagios_config: "/nonexistent/nagios.cfg".into(),
+            reload,
+            keep_rejected: 1,
+            validate_user: None,
+            status_file: None,
+            reload_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// `sleep ARGS` with SIGHUP at its default action (`env --default-signal` resets it,
+    /// which the test runner may have ignored), once it has become `sleep`.
+    fn sleeper(args: &[&str]) -> std::process::Child {
+        let child = std::process::Command::new("env")
+            .arg("--default-signal=HUP")
+            .arg("sleep")
+            .args(args)
             .spawn()
             .unwrap();
-        // Signal only once `env` has reset the disposition and become `sleep`.
         let comm = format!("/proc/{}/comm", child.id());
         while std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() != "sleep") {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(5));
         }
+        child
+    }
+
+    #[test]
+    fn reload_methods_really_act() {
+        // signal: SIGHUP to the pid in the lock file, when it is the configured program
+        // with the configured main config on its command line.
+        let dir = tempfile::tempdir().unwrap();
+        // `sleep 30` stands for `nagios4 -d 30`: its command line names the main config "30".
+        let main = PathBuf::from("30");
+        let mut child = sleeper(&["30"]);
         let lock = dir.path().join("nagios.lock");
         std::fs::write(&lock, format!("{}\n", child.id())).unwrap();
-        reload(&Reload::Signal {
+        let mut cfg = config(Reload::Signal {
             lock_file: lock.clone(),
-        })
-        .unwrap();
+        });
+        cfg.nagios_config = main.clone();
+        reload(&cfg).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
@@ -710,39 +826,92 @@ mod tests {
             "killed by SIGHUP"
         );
         std::fs::write(&lock, "not a pid").unwrap();
-        assert!(
-            reload(&Reload::Signal { lock_file: lock })
-                .unwrap_err()
-                .contains("no pid")
-        );
+        assert!(reload(&cfg).unwrap_err().contains("no pid"));
         // command: its exit status decides.
         let marker = dir.path().join("reloaded");
         let argv = vec!["touch".to_string(), marker.display().to_string()];
-        reload(&Reload::Command { argv }).unwrap();
+        reload(&config(Reload::Command { argv })).unwrap();
         assert!(marker.exists());
         assert!(
-            reload(&Reload::Command {
+            reload(&config(Reload::Command {
                 argv: vec!["false".into()]
-            })
+            }))
             .unwrap_err()
             .contains("exited with")
         );
-        // command file: a line per command; no reader (not a FIFO here) is fine for a file.
+        // command file: a line per command, into a FIFO (here with a reader of our own).
         let cmd = dir.path().join("nagios.cmd");
-        std::fs::write(&cmd, "").unwrap();
-        reload(&Reload::CommandFile { path: cmd.clone() }).unwrap();
-        let text = std::fs::read_to_string(&cmd).unwrap();
+        nix::unistd::mkfifo(&cmd, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = {
+            let cmd = cmd.clone();
+            std::thread::spawn(move || std::fs::read_to_string(cmd).unwrap())
+        };
+        // The reader opens the FIFO; the writer's non-blocking open needs it there.
+        let mut text = None;
+        for _ in 0..200 {
+            if reload(&config(Reload::CommandFile { path: cmd.clone() })).is_ok() {
+                text = Some(reader.join().unwrap());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = text.expect("the FIFO took the command");
         assert!(
             text.starts_with('[') && text.ends_with("] RESTART_PROGRAM\n"),
             "{text:?}"
         );
         assert!(
-            reload(&Reload::CommandFile {
+            reload(&config(Reload::CommandFile {
                 path: dir.path().join("missing.cmd")
-            })
+            }))
             .unwrap_err()
             .contains("is Nagios running?")
         );
+    }
+
+    #[test]
+    fn a_stale_pid_or_a_regular_command_file_is_never_taken_for_nagios() {
+        let dir = tempfile::tempdir().unwrap();
+        // A bystander whose pid a stale lock file names: not the configured Nagios.
+        let mut bystander = sleeper(&["30"]);
+        let lock = dir.path().join("nagios.lock");
+        std::fs::write(&lock, format!("{}\n", bystander.id())).unwrap();
+        let mut cfg = config(Reload::Signal { lock_file: lock });
+        cfg.nagios_bin = "/usr/sbin/nagios4".into();
+        let e = reload(&cfg).unwrap_err();
+        assert!(e.contains("not signalled") && e.contains("/usr/bin/sleep"), "{e}");
+        // The right program, but not with our main config.
+        cfg.nagios_bin = "/usr/bin/sleep".into();
+        let e = reload(&cfg).unwrap_err();
+        assert!(e.contains("does not name /nonexistent/nagios.cfg"), "{e}");
+        assert!(bystander.try_wait().unwrap().is_none(), "the bystander lives");
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        // A regular file where the command file should be.
+        let cmd = dir.path().join("nagios.cmd");
+        std::fs::write(&cmd, "").unwrap();
+        let e = reload(&config(Reload::CommandFile { path: cmd.clone() })).unwrap_err();
+        assert!(e.contains("not a FIFO"), "{e}");
+        assert_eq!(std::fs::read_to_string(&cmd).unwrap(), "", "nothing written to it");
+        // An unconfirmed reload is a failure.
+        let status = dir.path().join("status.dat");
+        std::fs::write(&status, "programstatus {\n\tprogram_start=1000\n}\n").unwrap();
+        let mut cfg = config(Reload::Command {
+            argv: vec!["true".into()],
+        });
+        cfg.status_file = Some(status.clone());
+        let e = reload_confirmed(&cfg).unwrap_err();
+        assert!(e.contains("did not restart within 1 s"), "{e}");
+        // Confirmed once program_start moves.
+        let marker = status.display().to_string();
+        cfg.reload = Reload::Command {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("printf 'programstatus {{\\n\\tprogram_start=2000\\n}}\\n' > '{marker}'"),
+            ],
+        };
+        reload_confirmed(&cfg).unwrap();
     }
 
     #[test]
