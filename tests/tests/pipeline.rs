@@ -576,3 +576,73 @@ fn paths_that_name_their_machine() {
         assert_eq!(path_names_machine(Path::new(path), "kdc1.example.org"), yes, "{path}");
     }
 }
+
+/// Registers the contact groups in its profile as they are, newlines and all.
+struct RawGroups;
+
+impl Translator for RawGroups {
+    fn component(&self) -> &str {
+        "rawgroups"
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+    fn translate(&self, machine: &str, c: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
+        ctx.add_contact_group("kdc");
+        if let Some(g) = c.get("group") {
+            ctx.add_contact_group(g);
+        }
+        Ok(Bundle::new().with(
+            Service::new(monitor_core::helpers::DEFAULT_SERVICE)
+                .host_name(machine)
+                .service_description("Raw")
+                .check_command(CheckCommand::new("mc-check-tcp").arg("1"))
+                .contact_groups(["kdc"]),
+        ))
+    }
+}
+
+#[test]
+fn a_hostile_contact_group_never_reaches_the_engines_own_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let evil = "kdc\n}\ndefine command {\n command_name evil\n command_line /bin/touch /tmp/F\n}\ndefine host {";
+    std::fs::write(
+        dir.path().join("raw1.xml"),
+        profile_xml(
+            "raw1",
+            "rawgroups",
+            &format!("<rawgroups><group>{evil}</group></rawgroups>"),
+        ),
+    )
+    .unwrap();
+    let mut all = translators();
+    all.push(Box::new(RawGroups));
+    let mut e = Engine::new(
+        all,
+        Box::new(TomlUsers::new(samples().join("users.toml"))),
+        BaseConfig::default(),
+    );
+    e.set_status_services(true);
+    let result = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let text: String = result.output.files.values().map(|t| &**t).collect();
+    assert!(
+        !text.contains("command_name evil") && !text.contains("/tmp/F"),
+        "{text}"
+    );
+    // The user manager refused the group; raw1 is still monitored, without it.
+    assert!(
+        result
+            .report
+            .errors
+            .iter()
+            .any(|p| p.message.contains("contact group") && p.message.contains("newline")),
+        "{:#?}",
+        result.report.errors
+    );
+    assert!(text.contains("# machine raw1.example.org\n"), "{:#?}", result.report.errors);
+    let out = output_dir();
+    write_output(out.path(), &result.output).unwrap();
+    let check = validate_dir(&nagios_bin(), out.path()).unwrap();
+    assert!(check.ok, "{}", check.output);
+}

@@ -379,6 +379,9 @@ impl Engine {
         let mut listed = false;
         for c in &work {
             let out = self.render_machine(c.machine, c.file, c.rec, &c.new, &state.defs);
+            if !out.errors.is_empty() {
+                return Err("the engine's own objects for a machine are unsafe");
+            }
             // Invariant: checked above that every changed machine is kept.
             let slot = state.machines.get_mut(c.machine).ok_or("a machine not kept")?;
             report.services = report.services - slot.services + out.services;

@@ -1272,6 +1272,7 @@ impl Engine {
             by_shard[out.shard].push(i);
             services += out.services;
             report.warnings.extend(out.warnings.iter().cloned());
+            report.errors.extend(out.errors.iter().cloned());
             report.unknown_components.extend(out.unknown.iter().cloned());
         }
         // Each shard is filled (in name order) on its own.
@@ -1379,6 +1380,19 @@ impl Engine {
                     .component(&c.component),
             );
         }
+        // Every byte the engine writes passes the same value rules as a translator's: the
+        // machine name (checked when read, and again here), the host, the status services.
+        let unsafe_output = |what: String| {
+            Problem::new(format!("{what}; the machine is left out"))
+                .file(file)
+                .machine(machine)
+        };
+        if let Err(why) = crate::profile::check_host_name(machine) {
+            out.errors
+                .push(unsafe_output(format!("the machine name is not a host name: {why}")));
+            return out;
+        }
+        // Only groups the user manager defined (it refuses a name Nagios cannot take).
         let groups: BTreeSet<&str> = parts
             .iter()
             .flat_map(|p| p.translated.registrations.iter())
@@ -1386,6 +1400,7 @@ impl Engine {
                 Registration::ContactGroup { group } => Some(group.as_str()),
                 _ => None,
             })
+            .filter(|g| defs.is_defined(ObjectKind::ContactGroup, g))
             .collect();
         let mut host = Host::new(DEFAULT_HOST)
             .host_name(machine)
@@ -1393,6 +1408,11 @@ impl Engine {
             .address(machine);
         if !groups.is_empty() {
             host = host.contact_groups(groups.iter().copied());
+        }
+        if let Err(e) = host.object().check() {
+            out.errors
+                .push(unsafe_output(format!("its host object is unsafe: {e}")));
+            return out;
         }
         let text = &mut out.text;
         text.push_str(&format!("# machine {machine}\n\n"));
@@ -1424,6 +1444,15 @@ impl Engine {
                 let svc = self.status_service(machine, &c.component, regs, |g| {
                     defs.is_defined(ObjectKind::ContactGroup, g)
                 });
+                if let Err(e) = svc.check() {
+                    out.errors.push(
+                        Problem::new(format!("its status service is unsafe and is left out: {e}"))
+                            .file(file)
+                            .machine(machine)
+                            .component(&c.component),
+                    );
+                    continue;
+                }
                 svc.render_into(text);
                 out.services += 1;
             }
@@ -1561,6 +1590,8 @@ struct MachineOut {
     warnings: Vec<Problem>,
     /// Its components that no translator serves.
     unknown: Vec<Problem>,
+    /// What the engine's own objects for it could not write safely.
+    errors: Vec<Problem>,
 }
 
 /// Read `file` into this thread's reusable buffer and run `f` on its bytes. Each thread

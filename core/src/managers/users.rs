@@ -49,15 +49,21 @@ pub fn assemble<'a>(registered: impl IntoIterator<Item = Registered<'a>>, contac
             }
         }
     }
+    let mut refused = Vec::new();
     for (group, mut m) in members {
         m.sort_unstable();
         m.dedup();
         let obj = ContactGroup::new(group).members(m);
         if let Err(e) = obj.object().check() {
             out.errors.push(format!("contact group {group}: {e}"));
+            refused.push(group.to_string());
             continue;
         }
         out.objects.push(obj);
+    }
+    // A group not written is not defined: whatever names it is left out by the checks.
+    for g in refused {
+        out.groups.remove(&g);
     }
     out
 }
