@@ -282,6 +282,21 @@ impl Settings {
         monitor_core::deploy::main_config_path(&main, dir, "status_file")
     }
 
+    /// Whether Nagios keeps its states across a restart: `retain_state_information=1`
+    /// with a `state_retention_file` in its main config. Without it, a restart forgets
+    /// every result, and the daemon submits them all again after its own reloads.
+    pub fn nagios_retains_state(&self) -> bool {
+        let Ok(main) = std::fs::read_to_string(&self.nagios_config) else {
+            return false;
+        };
+        let last = |k| {
+            monitor_core::validate::main_config_values(&main, k)
+                .last()
+                .map(str::trim)
+        };
+        last("retain_state_information") == Some("1") && last("state_retention_file").is_some_and(|v| !v.is_empty())
+    }
+
     pub fn reload_method(&self) -> Reload {
         self.reload.clone().unwrap_or_else(|| Reload::CommandFile {
             path: self.command_file.clone(),
@@ -292,6 +307,31 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nagios_retains_state_only_when_its_main_config_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("nagios.cfg");
+        let s = |text: &str| {
+            std::fs::write(&main, text).unwrap();
+            let f = dir.path().join("c.toml");
+            std::fs::write(
+                &f,
+                format!(
+                    "profiles = [\"/p\"]\nusers = \"/u.toml\"\noutput = \"/o\"\nnagios_config = \"{}\"\ncommand_file = \"/c\"\n",
+                    main.display()
+                ),
+            )
+            .unwrap();
+            load(Some(&f), &Overrides::default()).unwrap().nagios_retains_state()
+        };
+        assert!(s("retain_state_information=1\nstate_retention_file=/var/r.dat\n"));
+        assert!(!s("state_retention_file=/var/r.dat\n"));
+        assert!(!s(
+            "retain_state_information=1\nretain_state_information=0\nstate_retention_file=/r\n"
+        ));
+        assert!(!s("retain_state_information=1\n"));
+    }
 
     #[test]
     fn flags_override_the_file_and_defaults_apply() {

@@ -408,10 +408,13 @@ impl Daemon {
             self.nagios_start = start;
             match self.awaiting_restart {
                 Some((sent, _)) if started >= sent => {
-                    // Our own reload: Nagios kept its states, so only what changed (new
-                    // services among it) is submitted.
+                    // Our own reload: Nagios kept its states (if it retains them), so
+                    // only what changed (new services among it) is submitted.
                     tracing::debug!(program_start = started, "Nagios restarted after the reload");
                     self.awaiting_restart = None;
+                    if !self.settings.nagios_retains_state() {
+                        self.submitted.clear();
+                    }
                 }
                 _ => {
                     // Started or restarted by someone else (or before our reload): it may
@@ -658,6 +661,10 @@ impl Daemon {
                     match &self.status_file {
                         Some(f) => {
                             self.nagios_start = deploy::nagios_program_start(f);
+                            if !self.settings.nagios_retains_state() {
+                                // The restart forgot every result.
+                                self.submitted.clear();
+                            }
                             tracing::info!(set, hosts, services, program_start = ?self.nagios_start, "deployed, and Nagios restarted on it");
                         }
                         None => {

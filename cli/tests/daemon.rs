@@ -42,7 +42,7 @@ impl Site {
         let main = format!(
             "cfg_dir={live}\nresource_file={n}/resource.cfg\ncheck_result_path={v}/checkresults\ntemp_path={v}\n\
              lock_file={v}/nagios.lock\nlog_file={v}/nagios.log\nstatus_file={v}/status.dat\n\
-             state_retention_file={v}/retention.dat\nobject_cache_file={v}/objects.cache\n\
+             retain_state_information=1\nstate_retention_file={v}/retention.dat\nobject_cache_file={v}/objects.cache\n\
              precached_object_file={v}/objects.precache\ncommand_file={v}/nagios.cmd\ncheck_external_commands=1\n\
              command_check_interval=-1\nstatus_update_interval=1\nexecute_service_checks=0\nexecute_host_checks=0\n\
              nagios_user=root\nnagios_group=root\nillegal_object_name_chars=`~!$%^&*|'\"<>?,()=\n\
@@ -1293,4 +1293,61 @@ fn a_reload_nagios_never_saw_is_rolled_back_and_retried_when_nagios_is_back() {
         "{}",
         site.log()
     );
+}
+
+#[test]
+fn a_machine_name_with_a_semicolon_forges_no_result() {
+    let site = running_site();
+    site.wait("checked monitoring services", || {
+        let all: Vec<_> = site
+            .services()
+            .into_iter()
+            .filter(|s| s["service_description"].starts_with("monitoring: "))
+            .collect();
+        !all.is_empty() && all.iter().all(|s| s["has_been_checked"] == "1")
+    });
+    let before: Vec<(String, String, String, String)> = site
+        .services()
+        .into_iter()
+        .map(|s| {
+            (
+                s["host_name"].clone(),
+                s["service_description"].clone(),
+                s["current_state"].clone(),
+                s["plugin_output"].clone(),
+            )
+        })
+        .collect();
+    // The issue's payload: a node whose name carries a forged result for web1's Apache.
+    let forge = std::fs::read_to_string(samples().join("web1.xml")).unwrap().replace(
+        ">example.org</domain>",
+        ">example.org;monitoring: apacheconf;2;forged;x</domain>",
+    );
+    assert!(forge.contains("forged"));
+    write(&site, "profiles/forge.xml", &forge);
+    site.wait("the pass that refuses it", || {
+        site.status_json().is_some_and(|s| {
+            s["errors"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|p| p["message"].as_str().unwrap_or("").contains("is not a host name"))
+            })
+        })
+    });
+    // Another deploy later, and the results are still every service's own.
+    add_flaky(&site, "later");
+    site.wait("the next deploy in Nagios", || {
+        site.service("later.example.org", "monitoring: flaky")
+            .is_some_and(|s| s["has_been_checked"] == "1")
+    });
+    for (host, desc, state_before, output_before) in before {
+        let now = site.service(&host, &desc).unwrap();
+        assert!(!now["plugin_output"].contains("forged"), "{host}/{desc}: {now:?}");
+        if host == "web1.example.org" {
+            assert_eq!(
+                (now["current_state"].as_str(), now["plugin_output"].as_str()),
+                (state_before.as_str(), output_before.as_str()),
+                "{desc}"
+            );
+        }
+    }
 }

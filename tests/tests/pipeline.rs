@@ -640,7 +640,11 @@ fn a_hostile_contact_group_never_reaches_the_engines_own_objects() {
         "{:#?}",
         result.report.errors
     );
-    assert!(text.contains("# machine raw1.example.org\n"), "{:#?}", result.report.errors);
+    assert!(
+        text.contains("# machine raw1.example.org\n"),
+        "{:#?}",
+        result.report.errors
+    );
     let out = output_dir();
     write_output(out.path(), &result.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
