@@ -4,15 +4,16 @@
 //! safely, and report each (machine, component)'s result, and its own deploy result,
 //! through Nagios: changed results at once, every result whenever Nagios (re)starts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monitor_core::base::BaseConfig;
+use monitor_core::blame;
 use monitor_core::cache::FragmentCache;
 use monitor_core::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
-use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, PassReport, find_profiles};
+use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, Output, PassReport, find_profiles};
 use monitor_core::guard::{Inventory, InventoryCache, Removal};
 use monitor_core::plugin::host::PluginSet;
 use monitor_core::store::Store;
@@ -76,7 +77,26 @@ pub struct Status {
     /// `persistent`, or why the fragment cache is not (saved on disk).
     #[serde(default)]
     pub cache: String,
+    /// Machines held at their last good configuration, with the nagios -v errors that
+    /// named them.
+    #[serde(default)]
+    pub held_machines: BTreeMap<String, HeldMachine>,
 }
+
+/// A machine held at its live configuration: the new text nagios -v rejected, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldMachine {
+    #[serde(skip)]
+    rejected: String,
+    pub errors: Vec<String>,
+}
+
+/// The machines held, the set written without their new text, and its deploy.
+type HeldDeploy = (
+    BTreeMap<String, HeldMachine>,
+    Output,
+    Result<Deployed, deploy::DeployError>,
+);
 
 /// The lock file of a state directory.
 pub fn lock_path(state_dir: &Path) -> PathBuf {
@@ -174,6 +194,8 @@ struct Daemon {
     /// After a reload: the Unix time it was sent, and when to give up waiting for
     /// Nagios to restart; results wait until then.
     awaiting_restart: Option<(u64, Instant)>,
+    /// Machines held at their live text because nagios -v rejected their new text.
+    held_machines: BTreeMap<String, HeldMachine>,
     /// After a deploy that failed or was rolled back (Nagios down): the wait before the
     /// next try, doubled each time up to a minute; a Nagios (re)start retries at once.
     retry_backoff: Option<Duration>,
@@ -286,6 +308,7 @@ impl Daemon {
         deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
         let status_file = settings.nagios_status_file();
         let nagios_start = status_file.as_deref().and_then(deploy::nagios_program_start);
+        warn_about_main_config(&settings);
         Ok(Daemon {
             config_file,
             overrides,
@@ -307,6 +330,7 @@ impl Daemon {
             nagios_start,
             awaiting_restart: None,
             retry_backoff: None,
+            held_machines: BTreeMap::new(),
         })
     }
 
@@ -390,6 +414,7 @@ impl Daemon {
             self.live_inventory = None;
         }
         self.status_file = settings.nagios_status_file();
+        warn_about_main_config(&settings);
         self.settings = settings;
         self.watcher = Some(watcher);
         self.watched = watched;
@@ -581,9 +606,19 @@ impl Daemon {
 
         // The removal guard.
         let cfg = deploy_config(&self.settings);
-        let set = deploy::digest(&result.output);
+        // Machines held at their live text since nagios -v rejected their new one stay
+        // held while their new text is the one rejected; a changed one is tried again.
+        self.held_machines
+            .retain(|m, h| blame::machine_block(&result.output, m) == Some(h.rejected.as_str()));
+        let output = if self.held_machines.is_empty() {
+            result.output.clone()
+        } else {
+            let held: BTreeSet<String> = self.held_machines.keys().cloned().collect();
+            blame::hold(&result.output, &self.settings.output, &held)
+        };
+        let set = deploy::digest(&output);
         let ti = Instant::now();
-        let new_inventory = self.inventory_cache.inventory(&result.output);
+        let mut new_inventory = self.inventory_cache.inventory(&output);
         // The guard's inventory counts as compiling.
         phases.compile_ms += ms_since(ti);
         let live = match &self.live_inventory {
@@ -639,7 +674,15 @@ impl Daemon {
                 true,
             )
         } else {
-            let deployed = deploy::deploy_timed(&cfg, &result.output, &mut timings);
+            let mut deployed = deploy::deploy_timed(&cfg, &output, &mut timings);
+            if let Ok(Deployed::Rejected { errors, .. }) = &deployed
+                && let Some((held, spliced, again)) =
+                    self.deploy_without_rejected(&cfg, &result.output, &output, errors)
+            {
+                self.held_machines = held;
+                new_inventory = self.inventory_cache.inventory(&spliced);
+                deployed = again;
+            }
             phases.write_ms = timings.write_ms;
             phases.validate_ms = timings.validate_ms;
             phases.reload_ms = timings.reload_ms;
@@ -649,7 +692,21 @@ impl Daemon {
             };
             let hosts = new_inventory.hosts.len();
             let services = new_inventory.services.len();
-            let ok = |set: &str| format!("OK: configuration {set} is live ({hosts} hosts, {services} services)");
+            let held_note = if self.held_machines.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = self.held_machines.keys().map(String::as_str).collect();
+                format!(
+                    "; {} machines held at their last good configuration, as nagios -v rejected their new one: {}",
+                    names.len(),
+                    names.join(", ")
+                )
+            };
+            let ok_code = if held_note.is_empty() { 0 } else { 1 };
+            let ok = |set: &str| {
+                let state = if held_note.is_empty() { "OK" } else { "WARNING" };
+                format!("{state}: configuration {set} is live ({hosts} hosts, {services} services){held_note}")
+            };
             let mut wait = false;
             let res = match &deployed {
                 Ok(Deployed::Deployed {
@@ -672,7 +729,7 @@ impl Daemon {
                             wait = !matches!(cfg.reload, deploy::Reload::None);
                         }
                     }
-                    (0, ok(set))
+                    (ok_code, ok(set))
                 }
                 Ok(Deployed::Deployed {
                     set,
@@ -682,11 +739,11 @@ impl Daemon {
                     // Only the very first set is kept without a reload (there is nothing
                     // to roll back to): Nagios is not running yet, and loads it when it starts.
                     tracing::warn!(set, %reason, "deployed; Nagios could not be reloaded (is it running?)");
-                    (0, format!("{}; Nagios was not running to reload", ok(set)))
+                    (ok_code, format!("{}; Nagios was not running to reload", ok(set)))
                 }
                 Ok(Deployed::Unchanged { set }) => {
                     tracing::debug!("configuration unchanged");
-                    (0, ok(set))
+                    (ok_code, ok(set))
                 }
                 Ok(Deployed::Rejected { errors, .. }) => (
                     2,
@@ -731,6 +788,17 @@ impl Daemon {
         };
 
         // Results: the machines' (unless the set is not what Nagios runs) and the deploy's.
+        // A held machine's say why, on its own services (its owner's contacts).
+        let mut machine_results = machine_results;
+        for r in machine_results.iter_mut() {
+            if let Some(h) = self.held_machines.get(&r.host) {
+                r.code = 2;
+                r.output = format!(
+                    "CRITICAL: nagios -v rejected this machine's new configuration; its last good one is kept: {}",
+                    h.errors.first().map(String::as_str).unwrap_or("")
+                );
+            }
+        }
         if submit_machines {
             self.results = machine_results;
         }
@@ -761,6 +829,77 @@ impl Daemon {
         }
     }
 
+    /// `nagios -v` rejected `output` with `errors`. When every error names a machine, hold
+    /// those machines at their live text (with those held already) and deploy the rest:
+    /// the held machines, the set without them, and how its deploy went, when it went
+    /// live. `None` (logged): the errors name no machine, or the rest was rejected too,
+    /// and the whole set is held.
+    fn deploy_without_rejected(
+        &self,
+        cfg: &DeployConfig,
+        compiled: &Output,
+        output: &Output,
+        errors: &[String],
+    ) -> Option<HeldDeploy> {
+        // Nagios stops at its first bad object: each round may name another machine.
+        const ROUNDS: usize = 10;
+        let mut held = self.held_machines.clone();
+        let mut errors = errors.to_vec();
+        let mut current = output.clone();
+        for _ in 0..ROUNDS {
+            let named = match blame::blame(&errors, &current) {
+                Ok(named) => named,
+                Err(unmapped) => {
+                    tracing::error!(error = %unmapped, "nagios -v rejected the set with an error that names no machine: the whole set is held");
+                    return None;
+                }
+            };
+            for (machine, errors) in named {
+                let Some(rejected) = blame::machine_block(compiled, &machine) else {
+                    tracing::error!(
+                        machine,
+                        "nagios -v names a machine the set does not write: the whole set is held"
+                    );
+                    return None;
+                };
+                if held.contains_key(&machine) {
+                    tracing::error!(
+                        machine,
+                        "nagios -v still rejects a machine held at its live configuration: the whole set is held"
+                    );
+                    return None;
+                }
+                held.insert(
+                    machine,
+                    HeldMachine {
+                        rejected: rejected.to_string(),
+                        errors,
+                    },
+                );
+            }
+            let names: BTreeSet<String> = held.keys().cloned().collect();
+            tracing::error!(machines = ?names, "nagios -v rejected these machines' new configuration: deploying the rest, with them at their last good configuration");
+            let spliced = blame::hold(compiled, &self.settings.output, &names);
+            let again = deploy::deploy_timed(cfg, &spliced, &mut DeployTimings::default());
+            match again {
+                Ok(Deployed::Deployed { .. } | Deployed::Unchanged { .. }) => return Some((held, spliced, again)),
+                Ok(Deployed::Rejected { errors: more, .. }) => {
+                    errors = more;
+                    current = spliced;
+                }
+                _ => {
+                    tracing::error!("the set without those machines was not deployed either: the whole set is held");
+                    return None;
+                }
+            }
+        }
+        tracing::error!(
+            rounds = ROUNDS,
+            "nagios -v kept naming more machines: the whole set is held"
+        );
+        None
+    }
+
     /// Write `status.json` for the pass that started at `clock`.
     fn record(
         &self,
@@ -789,6 +928,7 @@ impl Daemon {
                     p.as_deref().unwrap_or("the store could not be opened")
                 ),
             },
+            held_machines: self.held_machines.clone(),
         };
         write_status(&self.settings.state_dir, &status);
     }
@@ -879,6 +1019,15 @@ fn add_watch(w: &mut notify::RecommendedWatcher, dir: &Path, recursive: bool) ->
             tracing::debug!(dir = %dir.display(), error = %e, "cannot watch (yet)");
             None
         }
+    }
+}
+
+/// What in Nagios's main config would make our output unsafe, at ERROR level.
+fn warn_about_main_config(s: &Settings) {
+    if let Ok(main) = std::fs::read_to_string(&s.nagios_config)
+        && let Some(why) = monitor_core::validate::macro_output_unsafe(&main)
+    {
+        tracing::error!(config = %s.nagios_config.display(), "{why}");
     }
 }
 

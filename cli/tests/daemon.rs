@@ -375,10 +375,29 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
     let site = running_site();
     let before = site.live_target();
     let before_cfg = std::fs::read_to_string(site.path("nagios/generated/00-base.cfg")).unwrap();
-    add_flaky(&site, "reject1");
+    // An error nagios -v finds outside any machine (here a broken site file beside our
+    // output): no machine can be held for it, so the whole set is.
+    std::fs::write(
+        site.path("nagios/broken.cfg"),
+        "define host {\n    host_name broken\n}\n",
+    )
+    .unwrap();
+    let main = std::fs::read_to_string(site.path("nagios/nagios.cfg")).unwrap();
+    std::fs::write(
+        site.path("nagios/nagios.cfg"),
+        format!("{main}cfg_file={}\n", site.path("nagios/broken.cfg").display()),
+    )
+    .unwrap();
+    add_flaky(&site, "new1");
     site.wait("a rejection", || {
         site.status_json().is_some_and(|s| s["deploy"]["result"] == "rejected")
     });
+    assert!(
+        site.log()
+            .contains("an error that names no machine: the whole set is held"),
+        "{}",
+        site.log()
+    );
     assert_eq!(site.live_target(), before, "the live configuration is unchanged");
     assert_eq!(
         std::fs::read_to_string(site.path("nagios/generated/00-base.cfg")).unwrap(),
@@ -387,15 +406,12 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
     let status = site.status_json().unwrap();
     let kept = PathBuf::from(status["deploy"]["kept_at"].as_str().unwrap());
     assert!(
-        kept.join(machine_file("reject1.example.org")).exists(),
+        kept.join(machine_file("new1.example.org")).exists(),
         "the rejected set is kept for inspection"
     );
     let errors = status["deploy"]["errors"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e
-            .as_str()
-            .unwrap()
-            .contains("for service 'Flaky v1' on host 'reject1.example.org'")),
+        errors.iter().any(|e| e.as_str().unwrap().contains("broken.cfg")),
         "{errors:?}"
     );
     assert!(
@@ -403,7 +419,7 @@ fn a_configuration_nagios_rejects_is_not_deployed_and_is_kept() {
         "{}",
         site.log()
     );
-    assert!(site.service("reject1.example.org", "Flaky v1").is_none());
+    assert!(site.service("new1.example.org", "Flaky v1").is_none());
 
     // status tells it as text: the rejection, Nagios's own errors, and the count.
     let human = Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
@@ -1350,4 +1366,91 @@ fn a_machine_name_with_a_semicolon_forges_no_result() {
             );
         }
     }
+}
+
+#[test]
+fn a_machine_nagios_rejects_is_held_and_the_rest_deploys() {
+    let site = running_site();
+    // reject2 is live first with kerberos only; then it gains the flaky component, whose
+    // output nagios -v rejects (max_check_attempts 0) though our checks pass it.
+    let kdc = |comps: &str| {
+        profile_xml(
+            "reject2",
+            comps,
+            "   <kerberos><type>slave</type><realm>EXAMPLE.ORG</realm><nagios_groups>kdc</nagios_groups></kerberos>\n   <flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
+        )
+    };
+    write(&site, "profiles/reject2.xml", &kdc("kerberos"));
+    site.wait("reject2 live", || {
+        site.service("reject2.example.org", "monitoring: kerberos")
+            .is_some_and(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")
+    });
+    let live_reject2 = std::fs::read_to_string(site.live_target().join(machine_file("reject2.example.org"))).unwrap();
+    // Its bad change, a new machine rejected outright, and a good change, together.
+    write(&site, "profiles/reject2.xml", &kdc("kerberos flaky"));
+    add_flaky(&site, "reject1");
+    add_flaky(&site, "good1");
+    site.wait("good1 live in Nagios", || {
+        site.service("good1.example.org", "Flaky v1").is_some()
+    });
+    let status = site.status_json().unwrap();
+    let held: Vec<&String> = status["held_machines"].as_object().unwrap().keys().collect();
+    assert_eq!(held, ["reject1.example.org", "reject2.example.org"], "{status}");
+    assert!(
+        status["held_machines"]["reject2.example.org"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("max_attempts"),
+        "{status}"
+    );
+    // reject2 keeps its live text; reject1, never live, is not written.
+    let live = site.live_target();
+    let shard = std::fs::read_to_string(live.join(machine_file("reject2.example.org"))).unwrap();
+    let block = |t: &str| {
+        t[t.find("# machine reject2.example.org").unwrap()..]
+            .split("\n# machine ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(block(&shard), block(&live_reject2));
+    assert!(
+        !std::fs::read_to_string(live.join(machine_file("reject1.example.org")))
+            .unwrap_or_default()
+            .contains("reject1")
+    );
+    // The held machine says so on its own services; the deploy service warns.
+    site.wait("reject2's monitoring service CRITICAL", || {
+        site.service("reject2.example.org", "monitoring: kerberos")
+            .is_some_and(|s| {
+                s["current_state"] == "2"
+                    && s["plugin_output"].contains("nagios -v rejected this machine's new configuration")
+            })
+    });
+    site.wait("the deploy service WARNING", || {
+        site.service("monitor-compile", "monitor-compile: deploy")
+            .is_some_and(|s| {
+                s["current_state"] == "1"
+                    && s["plugin_output"].contains("2 machines held")
+                    && s["plugin_output"].contains("reject2.example.org")
+            })
+    });
+    // Later changes deploy while the machines stay held.
+    add_flaky(&site, "good2");
+    site.wait("good2 live in Nagios", || {
+        site.service("good2.example.org", "Flaky v1").is_some()
+    });
+    assert_eq!(
+        site.status_json().unwrap()["held_machines"].as_object().unwrap().len(),
+        2
+    );
+    // Fixed (its flaky component gone again, as it was live) and the other removed: no
+    // machine is held, and the set is the live one.
+    write(&site, "profiles/reject2.xml", &kdc("kerberos"));
+    std::fs::remove_file(site.path("profiles/reject1.xml")).unwrap();
+    site.wait("no machine held", || {
+        site.status_json().is_some_and(|s| {
+            s["held_machines"].as_object().is_some_and(|m| m.is_empty()) && s["deploy"]["result"] == "unchanged"
+        })
+    });
 }

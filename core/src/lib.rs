@@ -42,6 +42,7 @@
 //! deploy to a live Nagios. Those belong to the binaries.
 
 pub mod base;
+pub mod blame;
 pub mod cache;
 pub mod checks;
 pub mod deploy;

@@ -135,6 +135,22 @@ pub fn main_config_values<'a>(main: &'a str, key: &'a str) -> impl Iterator<Item
         .map(|(_, v)| v.trim())
 }
 
+/// Why the notification commands would not be safe under the main config `main`: our
+/// commands single-quote plugin output (`$SERVICEOUTPUT$`), which only Nagios can clean,
+/// by stripping `illegal_macro_output_chars` from it. `None` when that setting holds `'`
+/// and the other shell quoting characters.
+pub fn macro_output_unsafe(main: &str) -> Option<String> {
+    let chars = main_config_values(main, "illegal_macro_output_chars")
+        .last()
+        .unwrap_or("");
+    let missing: String = ['\'', '`', '"', '$'].iter().filter(|c| !chars.contains(**c)).collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "illegal_macro_output_chars lacks {missing:?}: plugin output could break out of the quoting in notification commands; Debian's packaged nagios.cfg sets `~$&|'\"<>"
+        )
+    })
+}
+
 /// `(command_name, command_line)` of every `define command` in rendered object text.
 pub fn command_lines(text: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
@@ -302,6 +318,18 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn plugin_output_must_lose_its_quotes_before_notifications_see_it() {
+        assert_eq!(macro_output_unsafe("illegal_macro_output_chars=`~$&|'\"<>\n"), None);
+        let e = macro_output_unsafe("log_file=/x\n").unwrap();
+        assert!(e.contains("lacks \"'`\\\"$\""), "{e}");
+        assert!(
+            macro_output_unsafe("illegal_macro_output_chars=`~$&|\"<>\n")
+                .unwrap()
+                .contains("lacks \"'\"")
+        );
+    }
 
     #[test]
     fn resource_files_and_main_config_values() {
