@@ -55,6 +55,10 @@ pub struct Settings {
     /// Seconds to wait after a reload before submitting results (Nagios restarts).
     #[serde(default = "default_submit_delay_seconds")]
     pub submit_delay_seconds: u64,
+    /// Require each profile's path to name its machine (`node.xml`, `node.domain.xml` or
+    /// `<domain>/<node>/XML/profile.xml`): a file claiming another machine is an error.
+    #[serde(default)]
+    pub bind_paths: bool,
     /// How long a reload may take to show in Nagios's status file (`program_start`)
     /// before it counts as failed and is rolled back.
     #[serde(default = "default_reload_timeout_seconds")]

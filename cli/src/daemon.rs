@@ -1052,6 +1052,7 @@ fn make_engine(s: &Settings) -> Engine {
     });
     let mut engine = Engine::new(crate::builtin_translators(), Box::new(TomlUsers::new(&s.users)), base);
     engine.set_status_services(true);
+    engine.set_bind_paths(s.bind_paths);
     engine.set_deploy_service(Some(DeployService {
         host: s.self_host.clone(),
         contact_groups: s.admin_groups.clone(),

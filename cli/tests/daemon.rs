@@ -1454,3 +1454,38 @@ fn a_machine_nagios_rejects_is_held_and_the_rest_deploys() {
         })
     });
 }
+
+#[test]
+fn an_impersonating_profile_takes_nothing_and_the_owner_hears_of_it() {
+    let site = running_site();
+    site.wait("kdc1's monitoring service OK", || {
+        site.service("kdc1.example.org", "monitoring: kerberos")
+            .is_some_and(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")
+    });
+    let shard = || std::fs::read_to_string(site.live_target().join(machine_file("kdc1.example.org"))).unwrap();
+    let before = shard();
+    // A file that sorts first declares kdc1, with the attacker's contact group and keytab.
+    let attack = std::fs::read_to_string(samples().join("kdc1.xml"))
+        .unwrap()
+        .replace(">kdc infrastructure</nagios_groups>", ">www</nagios_groups>");
+    assert!(attack.contains(">www</nagios_groups>"));
+    write(&site, "profiles/aaa.xml", &attack);
+    site.wait("kdc1's owner told of the claim", || {
+        site.service("kdc1.example.org", "monitoring: kerberos")
+            .is_some_and(|s| s["current_state"] == "2" && s["plugin_output"].contains("is also claimed by"))
+    });
+    let text = shard();
+    let block = |t: &str| {
+        t[t.find("# machine kdc1.example.org").unwrap()..]
+            .split("\n# machine ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (now, then) = (block(&text), block(&before));
+    // The configuration is the owner's; only the status text (never in the file) moved.
+    assert_eq!(now, then, "kdc1 keeps its owner's configuration");
+    assert!(!now.contains("www"), "{now}");
+    // The monitoring service that says so notifies the owner's groups.
+    assert!(now.contains("monitoring: kerberos") && now.contains("kdc"), "{now}");
+}

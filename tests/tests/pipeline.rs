@@ -650,3 +650,21 @@ fn a_hostile_contact_group_never_reaches_the_engines_own_objects() {
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "{}", check.output);
 }
+
+#[test]
+fn with_bound_paths_a_file_must_name_its_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let sample = std::fs::read_to_string(dir.path().join("kdc1.xml")).unwrap();
+    std::fs::write(dir.path().join("aaa.xml"), &sample).unwrap();
+    let mut e = engine();
+    e.set_bind_paths(true);
+    let r = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
+    let errs: Vec<String> = r.report.errors.iter().map(|p| p.to_string()).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains("aaa.xml") && errs[0].contains("does not name machine kdc1.example.org (bind_paths)"),
+        "{errs:#?}"
+    );
+    assert_eq!(r.report.machines, 3);
+}

@@ -284,6 +284,8 @@ pub struct Engine {
     /// Which file each machine came from in the last full assembly: when a second file
     /// claims a machine, its owner keeps it.
     owners: std::sync::Mutex<BTreeMap<String, PathBuf>>,
+    /// A file whose path does not name its machine is an error (`set_bind_paths`).
+    bind_paths: bool,
 }
 
 /// The passive service that carries the daemon's deploy result (held, rejected, rolled
@@ -339,6 +341,7 @@ impl Engine {
             incremental: true,
             deploy_service: None,
             owners: Default::default(),
+            bind_paths: false,
         };
         for t in translators {
             engine.add_translator(t, "builtin");
@@ -409,6 +412,13 @@ impl Engine {
     }
 
     /// Add the daemon's `monitor-compile: deploy` passive service (see [`DeployService`]).
+    /// Require every profile's path to name its machine (see [`path_names_machine`]): a
+    /// site in the LCFG layout, or with files named after their machines, thus binds each
+    /// machine to one file, and a file claiming another machine is an error.
+    pub fn set_bind_paths(&mut self, on: bool) {
+        self.bind_paths = on;
+    }
+
     pub fn set_deploy_service(&mut self, service: Option<DeployService>) {
         self.deploy_service = service;
     }
@@ -987,6 +997,17 @@ impl Engine {
                 report.errors.push(p);
             }
             let Some(rec) = &entry.record else { continue };
+            if self.bind_paths && !path_names_machine(file, &rec.machine) {
+                report.errors.push(
+                    Problem::new(format!(
+                        "this file's path does not name machine {} (bind_paths): it is ignored",
+                        rec.machine
+                    ))
+                    .file(file)
+                    .machine(&rec.machine),
+                );
+                continue;
+            }
             claims.entry(&rec.machine).or_default().push((file, rec));
         }
         // A poisoned lock only means a panic elsewhere: the map itself is whole.
