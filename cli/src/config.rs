@@ -55,6 +55,10 @@ pub struct Settings {
     /// Seconds to wait after a reload before submitting results (Nagios restarts).
     #[serde(default = "default_submit_delay_seconds")]
     pub submit_delay_seconds: u64,
+    /// Follow symlinks under a profile directory that lead out of it (off: such a link
+    /// is an error for its path, and not read).
+    #[serde(default)]
+    pub follow_symlinks_out: bool,
     /// Require each profile's path to name its machine (`node.xml`, `node.domain.xml` or
     /// `<domain>/<node>/XML/profile.xml`): a file claiming another machine is an error.
     #[serde(default)]

@@ -13,7 +13,7 @@ use monitor_core::base::BaseConfig;
 use monitor_core::blame;
 use monitor_core::cache::FragmentCache;
 use monitor_core::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
-use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, Output, PassReport, find_profiles};
+use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, Listing, Output, PassReport, list_profiles};
 use monitor_core::guard::{Inventory, InventoryCache, Removal};
 use monitor_core::plugin::host::PluginSet;
 use monitor_core::store::Store;
@@ -497,16 +497,23 @@ impl Daemon {
 
     /// List every profile directory. A directory that is missing, empty or cannot be
     /// listed holds the pass: it is never read as "these machines are gone".
-    fn list_profiles(&self) -> Result<Vec<PathBuf>, Vec<String>> {
-        let mut files = Vec::new();
+    fn list_profiles(&self) -> Result<Listing, Vec<String>> {
+        let mut listing = Listing::default();
         let mut problems = Vec::new();
         for dir in &self.settings.profiles {
-            match list_profile_dir(dir) {
-                Ok(f) => files.extend(f),
+            match list_profile_dir(dir, self.settings.follow_symlinks_out) {
+                Ok(l) => {
+                    listing.files.extend(l.files);
+                    listing.problems.extend(l.problems);
+                }
                 Err(e) => problems.push(e),
             }
         }
-        if problems.is_empty() { Ok(files) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(listing)
+        } else {
+            Err(problems)
+        }
     }
 
     fn deploy_result(&self, code: u8, output: String) -> Option<ServiceResult> {
@@ -556,7 +563,7 @@ impl Daemon {
         };
         phases.scan_ms = ms_since(started);
         let t = Instant::now();
-        let result = match self.engine.run_pass(&files) {
+        let result = match self.engine.run_listing(&files) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "pass failed; the live configuration is unchanged");
@@ -935,7 +942,7 @@ impl Daemon {
 }
 
 /// The profiles of one configured directory, or why the pass must be held.
-pub fn list_profile_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn list_profile_dir(dir: &Path, follow_symlinks_out: bool) -> Result<Listing, String> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("{}: the profile directory is missing", dir.display()));
@@ -944,14 +951,15 @@ pub fn list_profile_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
         Ok(m) if !m.is_dir() => return Err(format!("{}: not a directory", dir.display())),
         Ok(_) => {}
     }
-    let files = find_profiles(dir).map_err(|e| format!("{}: cannot list the profiles: {e}", dir.display()))?;
-    if files.is_empty() {
+    let listing = list_profiles(dir, follow_symlinks_out)
+        .map_err(|e| format!("{}: cannot list the profiles: {e}", dir.display()))?;
+    if listing.files.is_empty() {
         return Err(format!(
             "{}: the profile directory holds no profiles (*.xml, *.xml.gz)",
             dir.display()
         ));
     }
-    Ok(files)
+    Ok(listing)
 }
 
 /// A watcher over what `s` names: the profile directories (recursively), the translator

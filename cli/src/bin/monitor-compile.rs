@@ -349,10 +349,17 @@ fn once(args: &Args) -> Result<ExitCode, String> {
             .and_then(|v| v.as_str())
             .map(str::to_string)
     });
-    let mut files = Vec::new();
+    let follow_out = file
+        .as_ref()
+        .and_then(|t| t.get("follow_symlinks_out"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut listing = monitor_core::engine::Listing::default();
     for dir in &profiles {
         // A missing, empty or unlistable directory is fatal: never an empty configuration.
-        files.extend(monitor_compile::daemon::list_profile_dir(dir)?);
+        let l = monitor_compile::daemon::list_profile_dir(dir, follow_out)?;
+        listing.files.extend(l.files);
+        listing.problems.extend(l.problems);
     }
     if std::fs::metadata(&output).is_ok_and(|m| !m.is_dir()) {
         return Err(format!(
@@ -371,7 +378,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     engine.set_incremental(false);
     let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&translators), copies);
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
-    let result = engine.run_pass(&files).map_err(|e| e.to_string())?;
+    let result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
     // The removal guard, against what the output directory holds now.
     let before = Inventory::of_dir(&output).map_err(|e| format!("{}: cannot read: {e}", output.display()))?;
     let removal = Removal::between(&before, &Inventory::of_output(&result.output));

@@ -79,6 +79,10 @@ pub enum ProfileErrorKind {
     },
     #[error("missing resource profile.node: the machine has no name")]
     NoMachineName,
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Limit(String),
     #[error("machine name {name:?} (profile.node and profile.domain) is not a host name: {reason}")]
     BadMachineName { name: String, reason: &'static str },
 }

@@ -60,14 +60,34 @@ impl Profile {
     }
 }
 
-/// Gunzip `raw` when it starts with the gzip magic bytes; otherwise borrow it.
+/// The largest profile read, decompressed: 64 MiB. A file or a gzip stream over it is
+/// refused (as it streams, for gzip) before it is held whole.
+pub const MAX_PROFILE_BYTES: u64 = 64 << 20;
+
+/// Gunzip `raw` when it starts with the gzip magic bytes; otherwise borrow it. Either way
+/// no more than [`MAX_PROFILE_BYTES`] are accepted.
 pub fn decode<'a>(file: &Path, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, ProfileError> {
+    let too_large = |what: &str| {
+        ProfileError::new(
+            file,
+            ProfileErrorKind::TooLarge(format!(
+                "{what} is larger than the {} MiB limit",
+                MAX_PROFILE_BYTES >> 20
+            )),
+        )
+    };
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 8);
+        let mut out = Vec::with_capacity((raw.len() * 8).min(MAX_PROFILE_BYTES as usize));
         flate2::read::MultiGzDecoder::new(raw)
+            .take(MAX_PROFILE_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| ProfileError::new(file, ProfileErrorKind::Gzip(e)))?;
+        if out.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(too_large("the decompressed profile"));
+        }
         Ok(Cow::Owned(out))
+    } else if raw.len() as u64 > MAX_PROFILE_BYTES {
+        Err(too_large("the profile"))
     } else {
         Ok(Cow::Borrowed(raw))
     }

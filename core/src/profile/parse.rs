@@ -45,7 +45,21 @@ struct Parser<'a> {
     comp: &'a str,
     entities: &'a HashMap<String, String>,
     occurrences: Vec<Occurrence>,
+    /// Bytes that declared entities may still add, against amplification.
+    entity_budget: usize,
 }
+
+/// The deepest nesting read inside a component, as libxml2 refuses more than 256 levels.
+/// The parser recurses once per level, so this also bounds its stack.
+pub const MAX_DEPTH: usize = 256;
+
+/// The longest single value: 10 MB, libxml2's limit for a text node.
+pub const MAX_VALUE_BYTES: usize = 10_000_000;
+
+/// Declared entities may add at most this many times the component's own size (libxml2's
+/// default amplification factor), plus a small allowance.
+const ENTITY_AMPLIFICATION: usize = 5;
+const ENTITY_ALLOWANCE: usize = 64 << 10;
 
 /// Parse the component element at `span` of `doc`.
 pub(crate) fn parse_component(
@@ -61,6 +75,7 @@ pub(crate) fn parse_component(
         comp: &span.name,
         entities,
         occurrences: Vec::new(),
+        entity_budget: (span.end - span.start) * ENTITY_AMPLIFICATION + ENTITY_ALLOWANCE,
     };
     p.component()?;
     p.resolve()
@@ -178,6 +193,9 @@ impl<'a> Parser<'a> {
         parent_path: &[String],
     ) -> Result<Option<String>, ScanError> {
         let local = e.name().as_ref().to_string();
+        if parent_path.len() >= MAX_DEPTH {
+            return Err(self.too_deep(at, &local));
+        }
         if !valid_name(&local) {
             return Err(self.fail(
                 at,
@@ -240,6 +258,9 @@ impl<'a> Parser<'a> {
                         in_text = true;
                     }
                     text.push_str(&t.xml10_content());
+                    if text.len() > MAX_VALUE_BYTES {
+                        return Err(self.value_too_long(cat, &flat));
+                    }
                 }
                 Event::GeneralRef(r) => {
                     if !in_text {
@@ -248,11 +269,17 @@ impl<'a> Parser<'a> {
                     }
                     let resolved = self.entity(&r).map_err(|m| self.resource_error(cat, &flat, m))?;
                     text.push_str(&resolved);
+                    if text.len() > MAX_VALUE_BYTES {
+                        return Err(self.value_too_long(cat, &flat));
+                    }
                 }
                 Event::CData(c) => {
                     // lcfg-core keeps the last text node; a CDATA section is a node of its own.
                     text = c.xml10_content().into_owned();
                     in_text = false;
+                    if text.len() > MAX_VALUE_BYTES {
+                        return Err(self.value_too_long(cat, &flat));
+                    }
                 }
                 ev @ (Event::Start(_) | Event::Empty(_)) => {
                     in_text = false;
@@ -327,6 +354,9 @@ impl<'a> Parser<'a> {
         parent_path: &[String],
     ) -> Result<Option<String>, ScanError> {
         let local = e.name().as_ref().to_string();
+        if parent_path.len() >= MAX_DEPTH {
+            return Err(self.too_deep(at, &local));
+        }
         let attrs = self.attrs(e, at, &format!("/{local}"))?;
         let Some(raw) = attrs.name else {
             return Err(self.resource_error(
@@ -415,7 +445,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn entity(&self, r: &quick_xml::events::BytesRef) -> Result<String, String> {
+    fn entity(&mut self, r: &quick_xml::events::BytesRef) -> Result<String, String> {
         if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
             return Ok(c.to_string());
         }
@@ -423,10 +453,32 @@ impl<'a> Parser<'a> {
         if let Some(v) = quick_xml::escape::resolve_predefined_entity(name) {
             return Ok(v.to_string());
         }
-        self.entities
+        let value = self
+            .entities
             .get(name)
-            .cloned()
-            .ok_or_else(|| format!("unknown entity '&{name};'"))
+            .ok_or_else(|| format!("unknown entity '&{name};'"))?;
+        self.entity_budget = self.entity_budget.checked_sub(value.len()).ok_or_else(|| {
+            format!(
+                "entity '&{name};' expands the component past {ENTITY_AMPLIFICATION} times its size (entity amplification)"
+            )
+        })?;
+        Ok(value.clone())
+    }
+
+    fn too_deep(&self, at: usize, local: &str) -> ScanError {
+        self.fail(
+            at,
+            &format!("/{local}"),
+            ProfileErrorKind::Limit(format!("elements nest more than {MAX_DEPTH} levels deep")),
+        )
+    }
+
+    fn value_too_long(&self, at: usize, resource: &str) -> ScanError {
+        self.resource_error(
+            at,
+            resource,
+            format!("the value is longer than {MAX_VALUE_BYTES} bytes"),
+        )
     }
 
     /// Resolve context alternatives: the highest priority wins; equal priority with a
