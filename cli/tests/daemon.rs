@@ -1197,6 +1197,10 @@ fn a_configuration_that_fails_to_apply_is_not_applied_in_part() {
         std::fs::read_to_string(site.live_target().join(machine_file("still.example.org")))
             .is_ok_and(|t| t.contains("still.example.org"))
     });
+    site.wait("the pass recorded", || {
+        site.status_json()
+            .is_some_and(|s| s["deploy"]["result"] == "deployed" && s["files"] != 3)
+    });
     let status = site.status_json().unwrap();
     assert_eq!(
         status["files"], 4,
@@ -1304,11 +1308,10 @@ fn a_reload_nagios_never_saw_is_rolled_back_and_retried_when_nagios_is_back() {
     site.wait("the retried deploy to be live in Nagios", || {
         site.service("retry1.example.org", "monitoring: flaky").is_some()
     });
-    assert!(
-        site.log().contains("deployed, and Nagios restarted on it"),
-        "{}",
-        site.log()
-    );
+    // The daemon logs once it has seen the restart in the status file too.
+    site.wait("the deploy confirmed", || {
+        site.log().contains("deployed, and Nagios restarted on it")
+    });
 }
 
 #[test]
@@ -1393,6 +1396,10 @@ fn a_machine_nagios_rejects_is_held_and_the_rest_deploys() {
     site.wait("good1 live in Nagios", || {
         site.service("good1.example.org", "Flaky v1").is_some()
     });
+    site.wait("the pass recorded", || {
+        site.status_json()
+            .is_some_and(|s| s["held_machines"].as_object().is_some_and(|m| m.len() == 2))
+    });
     let status = site.status_json().unwrap();
     let held: Vec<&String> = status["held_machines"].as_object().unwrap().keys().collect();
     assert_eq!(held, ["reject1.example.org", "reject2.example.org"], "{status}");
@@ -1439,6 +1446,9 @@ fn a_machine_nagios_rejects_is_held_and_the_rest_deploys() {
     add_flaky(&site, "good2");
     site.wait("good2 live in Nagios", || {
         site.service("good2.example.org", "Flaky v1").is_some()
+    });
+    site.wait("the pass recorded", || {
+        site.status_json().is_some_and(|s| s["files"] == 7)
     });
     assert_eq!(
         site.status_json().unwrap()["held_machines"].as_object().unwrap().len(),
