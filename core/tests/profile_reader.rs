@@ -177,7 +177,8 @@ fn nested_lists_substitute_from_the_innermost_tag() {
 fn second_record_form_and_empty_elements() {
     let p = parse(&doc(r#"<t><l cfg:template="x_$ y_$"><x cfg:name="a">1</x><y cfg:name="a">2</y><x cfg:name="b"/></l><e/><f></f></t>"#)).unwrap();
     let t = p.component("t").unwrap();
-    assert_eq!(t.get("l"), Some("a a b"));
+    // lcfg-core: each newly added child adds its tag; a self-closing one adds none.
+    assert_eq!(t.get("l"), Some("a a"));
     assert_eq!(t.get("x_a"), Some("1"));
     assert_eq!(t.get("y_a"), Some("2"));
     assert_eq!(t.get("e"), None, "<e/> creates no resource");
@@ -198,7 +199,11 @@ fn contexts_priorities_and_conflicts() {
     assert!(matches!(*e.kind, ProfileErrorKind::Conflict { .. }), "{e}");
     let msg = e.to_string();
     assert!(msg.contains("test.xml:7") && msg.contains("kerberos.realm"), "{msg}");
-    let e = parse(&doc(r#"<t><r cfg:context="!a">1</r><r cfg:context="!b">1</r></t>"#)).unwrap_err();
+    // The same value at equal priority under two contexts is merged (lcfg-core); two
+    // different values are a conflict.
+    let p = parse(&doc(r#"<t><r cfg:context="!a">1</r><r cfg:context="!b">1</r></t>"#)).unwrap();
+    assert_eq!(p.component("t").unwrap().get("r"), Some("1"));
+    let e = parse(&doc(r#"<t><r cfg:context="!a">1</r><r cfg:context="!b">2</r></t>"#)).unwrap_err();
     assert!(matches!(*e.kind, ProfileErrorKind::Conflict { .. }), "{e}");
 }
 

@@ -4,8 +4,11 @@
 //! expression with every context unset: an unset context has priority 1 and an empty
 //! (false) value. A negative result means the alternative is inactive.
 //!
-//! Grammar (lowest precedence first): `a | b`, `a ^ b`, `a & b`, `!a`, `(a)`,
-//! `NAME`, `NAME = VALUE`, `NAME != VALUE`. Values are bare `[A-Za-z0-9_]+` or quoted.
+//! Grammar: `a | b`, `a ^ b` and `a & b` at one precedence, associating to the left (as
+//! lcfg-core does: `!a | b & c` is `(!a | b) & c`); then `!a`, `(a)`, `NAME`,
+//! `NAME = VALUE`, `NAME != VALUE`. Values are bare `[A-Za-z0-9_]+` or quoted; in a
+//! single-quoted value `''` is one quote. Only a bare `no`, `false` or `off` compares as
+//! boolean false; a quoted one is a string. Nesting is limited to [`MAX_NESTING`].
 
 use thiserror::Error;
 
@@ -23,6 +26,7 @@ pub fn priority(expr: &str) -> Result<i32, ContextError> {
         src: expr.as_bytes(),
         pos: 0,
         expr,
+        depth: 0,
     };
     let value = p.or()?;
     p.skip_ws();
@@ -49,10 +53,14 @@ fn xor(a: i32, b: i32) -> i32 {
 /// The value every context has on a monitoring server: unset, which reads as empty.
 const UNSET_PRIORITY: i32 = 1;
 
+/// The deepest nesting of `!` and parentheses read: the parser recurses once per level.
+pub const MAX_NESTING: usize = 256;
+
 struct Parser<'a> {
     src: &'a [u8],
     pos: usize,
     expr: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -74,34 +82,35 @@ impl Parser<'_> {
         self.src.get(self.pos).copied()
     }
 
+    /// Operands joined by `|`, `^` and `&`, all at one precedence, left to right.
     fn or(&mut self) -> Result<i32, ContextError> {
-        let mut v = self.xor()?;
-        while self.peek() == Some(b'|') {
-            self.pos += 1;
-            v = or(v, self.xor()?);
-        }
-        Ok(v)
-    }
-
-    fn xor(&mut self) -> Result<i32, ContextError> {
-        let mut v = self.and()?;
-        while self.peek() == Some(b'^') {
-            self.pos += 1;
-            v = xor(v, self.and()?);
-        }
-        Ok(v)
-    }
-
-    fn and(&mut self) -> Result<i32, ContextError> {
         let mut v = self.unary()?;
-        while self.peek() == Some(b'&') {
+        loop {
+            let op = match self.peek() {
+                Some(c @ (b'|' | b'^' | b'&')) => c,
+                _ => return Ok(v),
+            };
             self.pos += 1;
-            v = and(v, self.unary()?);
+            let w = self.unary()?;
+            v = match op {
+                b'|' => or(v, w),
+                b'^' => xor(v, w),
+                _ => and(v, w),
+            };
         }
-        Ok(v)
     }
 
     fn unary(&mut self) -> Result<i32, ContextError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(&format!("nested deeper than {MAX_NESTING} levels")));
+        }
+        let v = self.unary_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn unary_inner(&mut self) -> Result<i32, ContextError> {
         match self.peek() {
             Some(b'!') if self.src.get(self.pos + 1) != Some(&b'=') => {
                 self.pos += 1;
@@ -144,8 +153,8 @@ impl Parser<'_> {
             }
             _ => return Ok(-UNSET_PRIORITY),
         };
-        let value = self.value()?;
-        let equal = value.is_empty() || is_false_word(&value);
+        let (value, quoted) = self.value()?;
+        let equal = value.is_empty() || (!quoted && is_false_word(&value));
         Ok(if equal != negate {
             UNSET_PRIORITY
         } else {
@@ -153,17 +162,33 @@ impl Parser<'_> {
         })
     }
 
-    fn value(&mut self) -> Result<String, ContextError> {
+    /// A value, and whether it was quoted.
+    fn value(&mut self) -> Result<(String, bool), ContextError> {
         match self.peek() {
             Some(q @ (b'"' | b'\'')) => {
-                let start = self.pos + 1;
-                let Some(len) = self.src[start..].iter().position(|&c| c == q) else {
-                    return Err(self.error("unterminated quoted value"));
-                };
-                self.pos = start + len + 1;
-                Ok(String::from_utf8_lossy(&self.src[start..start + len]).into_owned())
+                let mut out = Vec::new();
+                let mut i = self.pos + 1;
+                loop {
+                    match self.src.get(i) {
+                        None => return Err(self.error("unterminated quoted value")),
+                        // In a single-quoted value, '' is one quote.
+                        Some(&c) if c == q && q == b'\'' && self.src.get(i + 1) == Some(&q) => {
+                            out.push(q);
+                            i += 2;
+                        }
+                        Some(&c) if c == q => break,
+                        Some(&c) => {
+                            out.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                self.pos = i + 1;
+                Ok((String::from_utf8_lossy(&out).into_owned(), true))
             }
-            Some(c) if c.is_ascii_alphanumeric() || c == b'_' => Ok(String::from_utf8_lossy(self.word()).into_owned()),
+            Some(c) if c.is_ascii_alphanumeric() || c == b'_' => {
+                Ok((String::from_utf8_lossy(self.word()).into_owned(), false))
+            }
             _ => Err(self.error("expected a value after the comparison")),
         }
     }
@@ -190,6 +215,18 @@ mod tests {
         assert_eq!(priority("x = foo"), Ok(-1));
         assert_eq!(priority("(a | b) & !c"), Ok(-1));
         assert_eq!(priority("a ^ !b"), Ok(1));
+        // lcfg-core: one precedence, left to right; quoted words are strings.
+        assert_eq!(priority("!a | b & c"), Ok(-1));
+        assert_eq!(priority("x = \"no\""), Ok(-1));
+        assert_eq!(priority("x != \"off\""), Ok(1));
+        assert_eq!(priority("x = 'a''b'"), Ok(-1));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(priority(&deep).unwrap_err().reason.contains("nested deeper than 256"));
+        assert!(priority(&"!".repeat(1_000_000)).is_err());
     }
 
     #[test]

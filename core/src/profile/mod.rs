@@ -78,12 +78,20 @@ pub fn decode<'a>(file: &Path, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, ProfileEr
     };
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity((raw.len() * 8).min(MAX_PROFILE_BYTES as usize));
-        flate2::read::MultiGzDecoder::new(raw)
-            .take(MAX_PROFILE_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| ProfileError::new(file, ProfileErrorKind::Gzip(e)))?;
-        if out.len() as u64 > MAX_PROFILE_BYTES {
-            return Err(too_large("the decompressed profile"));
+        // Member after member (concatenated gzip streams are one file); bytes after the
+        // last member that do not start another are ignored, as zlib's gzread does.
+        let mut rest: &[u8] = raw;
+        while rest.starts_with(&[0x1f, 0x8b]) {
+            let left = MAX_PROFILE_BYTES + 1 - out.len() as u64;
+            let mut member = flate2::bufread::GzDecoder::new(rest);
+            (&mut member)
+                .take(left)
+                .read_to_end(&mut out)
+                .map_err(|e| ProfileError::new(file, ProfileErrorKind::Gzip(e)))?;
+            if out.len() as u64 > MAX_PROFILE_BYTES {
+                return Err(too_large("the decompressed profile"));
+            }
+            rest = member.into_inner();
         }
         Ok(Cow::Owned(out))
     } else if raw.len() as u64 > MAX_PROFILE_BYTES {
@@ -93,9 +101,45 @@ pub fn decode<'a>(file: &Path, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, ProfileEr
     }
 }
 
+/// The encoding an XML declaration at the start of `doc` names, lower-cased.
+fn declared_encoding(doc: &[u8]) -> Option<String> {
+    let head = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
+    let decl = head.strip_prefix(b"<?xml")?;
+    let end = memchr::memmem::find(decl, b"?>")?;
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
+    let at = decl.find("encoding")? + "encoding".len();
+    let rest = decl[at..].trim_start().strip_prefix('=')?.trim_start();
+    let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..1 + rest[1..].find(q)?];
+    Some(value.to_ascii_lowercase())
+}
+
+/// `doc` as UTF-8: an ISO-8859-1 (Latin-1) declaration is honoured (each byte is the
+/// code point of the same number), as lcfg-core does; UTF-8 and US-ASCII are read as
+/// they are; any other declared encoding is an error. Error offsets in a transcoded
+/// file count the UTF-8 text.
+fn to_utf8<'a>(file: &Path, doc: Cow<'a, [u8]>) -> Result<Cow<'a, [u8]>, ProfileError> {
+    match declared_encoding(&doc).as_deref() {
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => Ok(doc),
+        Some("iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1") => {
+            if doc.is_ascii() {
+                return Ok(doc);
+            }
+            let text: String = doc.iter().map(|&b| char::from(b)).collect();
+            Ok(Cow::Owned(text.into_bytes()))
+        }
+        Some(other) => Err(ProfileError::new(
+            file,
+            ProfileErrorKind::Xml(format!(
+                "unsupported encoding {other:?} (UTF-8 and ISO-8859-1 are read)"
+            )),
+        )),
+    }
+}
+
 /// Parse a profile from its raw bytes (as read from `file`; gzip is detected).
 pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile, ProfileError> {
-    let doc = decode(file, raw)?;
+    let doc = to_utf8(file, decode(file, raw)?)?;
     let doc: &[u8] = &doc;
     let skel = scan::scan(doc).map_err(|e| e.into_profile_error(file, doc))?;
     // A later element for the same component replaces the earlier one wholesale.
@@ -105,9 +149,8 @@ pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile,
     }
     let parse = |name: &str| -> Result<Component, ProfileError> {
         match spans.get(name) {
-            Some(span) => {
-                parse::parse_component(doc, span, &skel.entities).map_err(|e| e.into_profile_error(file, doc))
-            }
+            Some(span) => parse::parse_component(doc, span, &skel.entities, &skel.lcfg_prefixes)
+                .map_err(|e| e.into_profile_error(file, doc)),
             None => Ok(Component::new(name)),
         }
     };

@@ -22,7 +22,6 @@ struct Template {
 /// One occurrence of a resource, before context alternatives are resolved.
 struct Occurrence {
     res: Resource,
-    context: Option<String>,
     priority: i32,
     offset: usize,
 }
@@ -43,10 +42,14 @@ struct Parser<'a> {
     reader: quick_xml::Reader<&'a [u8]>,
     base: usize,
     comp: &'a str,
-    entities: &'a HashMap<String, String>,
+    entities: &'a HashMap<String, Option<String>>,
+    /// Prefixes bound to the LCFG namespace.
+    prefixes: &'a [Vec<u8>],
     occurrences: Vec<Occurrence>,
     /// Bytes that declared entities may still add, against amplification.
     entity_budget: usize,
+    /// Resource names added so far (a repeated child adds no second tag).
+    added: std::collections::HashSet<String>,
 }
 
 /// The deepest nesting read inside a component, as libxml2 refuses more than 256 levels.
@@ -65,7 +68,8 @@ const ENTITY_ALLOWANCE: usize = 64 << 10;
 pub(crate) fn parse_component(
     doc: &[u8],
     span: &Span,
-    entities: &HashMap<String, String>,
+    entities: &HashMap<String, Option<String>>,
+    prefixes: &[Vec<u8>],
 ) -> Result<Component, ScanError> {
     let mut reader = quick_xml::Reader::from_reader(&doc[span.start..span.end]);
     reader.config_mut().check_end_names = true;
@@ -74,8 +78,10 @@ pub(crate) fn parse_component(
         base: span.start,
         comp: &span.name,
         entities,
+        prefixes,
         occurrences: Vec::new(),
         entity_budget: (span.end - span.start) * ENTITY_AMPLIFICATION + ENTITY_ALLOWANCE,
+        added: Default::default(),
     };
     p.component()?;
     p.resolve()
@@ -152,16 +158,13 @@ impl<'a> Parser<'a> {
         for attr in e.attributes() {
             let attr = attr.map_err(|err| self.fail(at, element, ProfileErrorKind::Xml(err.to_string())))?;
             let key: &[u8] = attr.key.as_ref().as_bytes();
-            // Attributes are matched by the literal `cfg:` prefix; any other prefix is
-            // accepted as a fallback, since the namespace URI is never checked.
-            let local = match key.strip_prefix(b"cfg:") {
-                Some(l) => l,
-                None if key.starts_with(b"xmlns") => continue,
-                None => match memchr::memchr(b':', key) {
-                    Some(i) => &key[i + 1..],
-                    None => continue,
-                },
-            };
+            // An attribute is LCFG's when its prefix is bound to the LCFG namespace (an
+            // undeclared `cfg:` is not: lcfg-core does not see it).
+            let Some(i) = memchr::memchr(b':', key) else { continue };
+            let (prefix, local) = (&key[..i], &key[i + 1..]);
+            if !self.prefixes.iter().any(|p| p.as_slice() == prefix) {
+                continue;
+            }
             let slot = match local {
                 b"name" => &mut a.name,
                 b"template" => &mut a.template,
@@ -171,8 +174,12 @@ impl<'a> Parser<'a> {
                 _ => continue,
             };
             if slot.is_some() && key.starts_with(b"cfg:") || slot.is_none() {
+                // Internal entities may be used in attributes too (lcfg-core).
                 let value = attr
-                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .normalized_value_with(quick_xml::XmlVersion::Implicit1_0, 8, |name| {
+                        quick_xml::escape::resolve_predefined_entity(name)
+                            .or_else(|| self.entities.get(name).and_then(|v| v.as_deref()))
+                    })
                     .map_err(|err| self.fail(at, element, ProfileErrorKind::Xml(err.to_string())))?;
                 *slot = Some(value.into_owned());
             }
@@ -223,6 +230,10 @@ impl<'a> Parser<'a> {
         let flat = match templates {
             Some(ts) => {
                 let Some(t) = ts.iter().find(|t| t.field == local) else {
+                    if empty && tag.is_none() {
+                        // An empty element with no template inside a list is ignored.
+                        return Ok(None);
+                    }
                     return Err(self.resource_error(at, &local, format!("no template for field '{local}'")));
                 };
                 substitute(t, &tags2).map_err(|m| self.resource_error(at, &local, m))?
@@ -231,28 +242,33 @@ impl<'a> Parser<'a> {
         };
 
         let (context, priority) = self.context(&attrs, base, at, &flat)?;
-        let rtype = match &attrs.rtype {
+        let rtype = match attrs.rtype.as_deref().map(str::trim) {
+            // An empty cfg:type means string (lcfg-core).
+            None | Some("") => ResourceType::String,
             Some(t) => parse_type(t).ok_or_else(|| self.resource_error(at, &flat, format!("unknown type '{t}'")))?,
-            None => ResourceType::String,
         };
         let own_templates = match &attrs.template {
-            Some(t) => Some(parse_templates(t).map_err(|m| self.resource_error(at, &flat, m))?),
-            None => None,
+            // An empty cfg:template is no template (lcfg-core).
+            Some(t) if !t.trim().is_empty() => Some(parse_templates(t).map_err(|m| self.resource_error(at, &flat, m))?),
+            _ => None,
         };
         let is_list = own_templates.is_some() || rtype == ResourceType::List;
         if empty {
-            // `<x/>` creates no resource (lcfg-core); in a list its tag still counts.
-            return Ok(tag);
+            // `<x/>` creates no resource, and adds no tag to its list (lcfg-core).
+            return Ok(None);
         }
 
         let child_base = context.clone().map(|c| (c, priority));
         let mut text = String::new();
         let mut in_text = false;
+        let mut in_cdata = false;
+        let mut had_records = false;
         let mut child_tags: Vec<String> = Vec::new();
         loop {
             let cat = self.pos();
             match self.next()? {
                 Event::Text(t) => {
+                    in_cdata = false;
                     if !in_text {
                         text.clear();
                         in_text = true;
@@ -263,6 +279,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 Event::GeneralRef(r) => {
+                    in_cdata = false;
                     if !in_text {
                         text.clear();
                         in_text = true;
@@ -274,21 +291,29 @@ impl<'a> Parser<'a> {
                     }
                 }
                 Event::CData(c) => {
-                    // lcfg-core keeps the last text node; a CDATA section is a node of its own.
-                    text = c.xml10_content().into_owned();
+                    // lcfg-core keeps the last text node; a CDATA section is a node of its
+                    // own, but adjacent sections are one node (libxml2 merges them).
+                    if in_cdata {
+                        text.push_str(&c.xml10_content());
+                    } else {
+                        text = c.xml10_content().into_owned();
+                    }
                     in_text = false;
+                    in_cdata = true;
                     if text.len() > MAX_VALUE_BYTES {
                         return Err(self.value_too_long(cat, &flat));
                     }
                 }
                 ev @ (Event::Start(_) | Event::Empty(_)) => {
                     in_text = false;
+                    in_cdata = false;
                     let (child, child_empty) = match &ev {
                         Event::Start(c) => (c, false),
                         Event::Empty(c) => (c, true),
                         _ => unreachable!("matched Start or Empty above"),
                     };
                     let element = if child.name().as_ref().ends_with("_RECORD") {
+                        had_records = true;
                         Self::record
                     } else {
                         Self::resource
@@ -315,14 +340,22 @@ impl<'a> Parser<'a> {
                         ProfileErrorKind::Truncated("element is not closed".into()),
                     ));
                 }
-                _ => in_text = false,
+                _ => {
+                    in_text = false;
+                    in_cdata = false;
+                }
             }
         }
+        // A resource with `_RECORD` children takes their tags even without a template.
+        let is_list = is_list || had_records;
         let value = if is_list {
             child_tags.join(" ")
         } else {
             canonical(rtype, text).map_err(|m| self.resource_error(at, &flat, m))?
         };
+        // A child adds its tag only when its resource is active and newly added (a
+        // repeated identical child adds it once).
+        let newly = priority >= 0 && self.added.insert(flat.clone());
         if priority >= 0 {
             let rtype = if is_list { ResourceType::List } else { rtype };
             self.occurrences.push(Occurrence {
@@ -333,12 +366,11 @@ impl<'a> Parser<'a> {
                     derivation: attrs.derivation,
                     path,
                 },
-                context,
                 priority,
                 offset: at,
             });
         }
-        Ok(tag)
+        Ok(tag.filter(|_| newly))
     }
 
     /// A `*_RECORD` element: its tag names one entry of the enclosing list.
@@ -399,6 +431,8 @@ impl<'a> Parser<'a> {
     /// Unescape a `cfg:name`: the server prefixes one `_`, stripped when the value has
     /// at least two characters.
     fn tag(&self, raw: &str, at: usize, element: &str) -> Result<String, ScanError> {
+        // cfg:name is trimmed (lcfg-core).
+        let raw = raw.trim();
         let tag = if raw.len() >= 2 {
             raw.strip_prefix('_').unwrap_or(raw)
         } else {
@@ -456,7 +490,9 @@ impl<'a> Parser<'a> {
         let value = self
             .entities
             .get(name)
-            .ok_or_else(|| format!("unknown entity '&{name};'"))?;
+            .ok_or_else(|| format!("unknown entity '&{name};'"))?
+            .as_ref()
+            .ok_or_else(|| format!("entity '&{name};' expands past {MAX_VALUE_BYTES} bytes (entity amplification)"))?;
         self.entity_budget = self.entity_budget.checked_sub(value.len()).ok_or_else(|| {
             format!(
                 "entity '&{name};' expands the component past {ENTITY_AMPLIFICATION} times its size (entity amplification)"
@@ -494,7 +530,9 @@ impl<'a> Parser<'a> {
                     let w = o.get();
                     if occ.priority > w.priority {
                         o.insert(occ);
-                    } else if occ.priority == w.priority && (occ.res.value != w.res.value || occ.context != w.context) {
+                    } else if occ.priority == w.priority && occ.res.value != w.res.value {
+                        // The same value at equal priority, under any contexts, is merged
+                        // (lcfg-core).
                         return Err(ScanError {
                             offset: occ.offset,
                             element: format!("lcfg/components/{}/{}", self.comp, occ.res.path.join("/")),

@@ -30,8 +30,42 @@ pub(crate) struct Span {
 pub(crate) struct Skeleton {
     pub meta: Vec<(String, String)>,
     pub components: Vec<Span>,
-    /// Internal entities declared in the DOCTYPE.
-    pub entities: HashMap<String, String>,
+    /// Internal entities declared in the DOCTYPE, expanded (`None`: too large).
+    pub entities: HashMap<String, Option<String>>,
+    /// The prefixes bound to the LCFG namespace on the root or `<lcfg>` (usually `cfg`).
+    /// An attribute with any other prefix, or an undeclared one, is not LCFG's.
+    pub lcfg_prefixes: Vec<Vec<u8>>,
+}
+
+/// The LCFG profile namespace.
+pub(crate) const LCFG_NAMESPACE: &[u8] = b"http://www.lcfg.org/namespace/profile-1.0";
+
+/// The `xmlns:P="LCFG_NAMESPACE"` prefixes declared in `head`.
+fn lcfg_prefixes(head: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for at in memmem::find_iter(head, b"xmlns:") {
+        let rest = &head[at + 6..];
+        let name_len = rest
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(name_len);
+        let after = after.trim_ascii_start();
+        let Some(after) = after.strip_prefix(b"=") else {
+            continue;
+        };
+        let after = after.trim_ascii_start();
+        let Some(&q) = after.first().filter(|q| matches!(q, b'"' | b'\'')) else {
+            continue;
+        };
+        if let Some(end) = after[1..].iter().position(|&c| c == q)
+            && &after[1..1 + end] == LCFG_NAMESPACE
+            && !out.iter().any(|p: &Vec<u8>| p == name)
+        {
+            out.push(name.to_vec());
+        }
+    }
+    out
 }
 
 type ScanResult<T> = Result<T, ProfileErrorKind>;
@@ -63,6 +97,7 @@ fn err(offset: usize, element: &str, kind: ProfileErrorKind) -> ScanError {
 pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
     let mut skel = Skeleton::default();
     let (root, lcfg_content) = find_lcfg(doc, &mut skel.entities)?;
+    skel.lcfg_prefixes = lcfg_prefixes(&doc[..lcfg_content]);
     let mut pos = lcfg_content;
     let here = "lcfg";
     loop {
@@ -75,11 +110,9 @@ pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
             ));
         }
         if doc[pos] != b'<' {
-            return Err(err(
-                pos,
-                here,
-                ProfileErrorKind::Xml("unexpected text inside <lcfg>".into()),
-            ));
+            // Text directly inside <lcfg> is skipped (lcfg-core).
+            pos = memchr::memchr(b'<', &doc[pos..]).map_or(doc.len(), |i| pos + i);
+            continue;
         }
         let m = markup_at(doc, pos).map_err(|k| err(pos, here, k))?;
         match m {
@@ -108,8 +141,12 @@ pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
                         if memchr::memchr(b'<', inner).is_none() {
                             let text = std::str::from_utf8(inner)
                                 .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
-                            let text = quick_xml::escape::unescape(text)
-                                .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
+                            // Internal entities may be used in metadata (lcfg-core).
+                            let text = quick_xml::escape::unescape_with(text, |n| {
+                                quick_xml::escape::resolve_predefined_entity(n)
+                                    .or_else(|| skel.entities.get(n).and_then(|v| v.as_deref()))
+                            })
+                            .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
                             skel.meta.push((name_s, text.into_owned()));
                         }
                         pos = close;
@@ -125,15 +162,19 @@ pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
 /// Walk the prolog with quick-xml (it knows DOCTYPE internal subsets) up to `<lcfg>`.
 /// Returns the root element's name (`None` when `<lcfg>` is the root) and the position
 /// just after the `<lcfg>` start tag.
-fn find_lcfg(doc: &[u8], entities: &mut HashMap<String, String>) -> Result<(Option<Vec<u8>>, usize), ScanError> {
-    let mut reader = quick_xml::Reader::from_reader(doc);
-    reader.config_mut().check_end_names = false;
+fn find_lcfg(
+    doc: &[u8],
+    entities: &mut HashMap<String, Option<String>>,
+) -> Result<(Option<Vec<u8>>, usize), ScanError> {
+    // A UTF-8 byte order mark is accepted (lcfg-core); offsets still count it.
+    let mut base = if doc.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut reader = reader_at(doc, base);
     let mut root: Option<Vec<u8>> = None;
     loop {
-        let before = reader.buffer_position() as usize;
+        let before = base + reader.buffer_position() as usize;
         let ev = reader.read_event().map_err(|e| {
             err(
-                reader.error_position() as usize,
+                base + reader.error_position() as usize,
                 "",
                 ProfileErrorKind::Xml(e.to_string()),
             )
@@ -142,12 +183,13 @@ fn find_lcfg(doc: &[u8], entities: &mut HashMap<String, String>) -> Result<(Opti
             Event::Start(e) => {
                 let name = e.name().as_ref().as_bytes().to_vec();
                 if name == b"lcfg" {
-                    return Ok((root, reader.buffer_position() as usize));
+                    return Ok((root, base + reader.buffer_position() as usize));
                 }
                 if root.is_some() {
                     // Another element under the root, before <lcfg>: pass over it.
-                    let end = skip_element(doc, reader.buffer_position() as usize, &name)
+                    let end = skip_element(doc, base + reader.buffer_position() as usize, &name)
                         .map_err(|k| err(before, &String::from_utf8_lossy(&name), k))?;
+                    base = end;
                     reader = reader_at(doc, end);
                     continue;
                 }
@@ -181,9 +223,16 @@ fn reader_at(doc: &[u8], pos: usize) -> quick_xml::Reader<&[u8]> {
     r
 }
 
-/// `<!ENTITY name "value">` declarations of the internal subset. Parameter and
-/// external entities are not supported; a reference to one is an error later.
-fn collect_entities(text: &str, entities: &mut HashMap<String, String>) {
+/// An entity whose replacement text would pass this is refused where it is used
+/// (billion laughs): libxml2's limit for a text node.
+pub(crate) const MAX_ENTITY_BYTES: usize = 10_000_000;
+
+/// `<!ENTITY name "value">` declarations of the internal subset, their replacement text
+/// expanded as XML says: character references and references to entities declared
+/// before are replaced, and the first declaration of a name wins. One that would expand
+/// past [`MAX_ENTITY_BYTES`] is kept as `None`. Parameter and external entities are not
+/// supported (never read); a reference to one is an error later.
+fn collect_entities(text: &str, entities: &mut HashMap<String, Option<String>>) {
     for decl in text.split("<!ENTITY").skip(1) {
         let decl = decl.trim_start();
         if decl.starts_with('%') {
@@ -194,10 +243,50 @@ fn collect_entities(text: &str, entities: &mut HashMap<String, String>) {
         let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') else {
             continue;
         };
-        if let Some(len) = rest[1..].find(q) {
-            entities.insert(name, rest[1..1 + len].to_string());
+        if let Some(len) = rest[1..].find(q)
+            && !entities.contains_key(&name)
+        {
+            let value = expand_entity_text(&rest[1..1 + len], entities);
+            entities.insert(name, value);
         }
     }
+}
+
+/// Replace the character and entity references of an entity's literal value.
+fn expand_entity_text(raw: &str, known: &HashMap<String, Option<String>>) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';') else { break };
+        let name = &rest[1..end];
+        let replaced: Option<String> = if let Some(num) = name.strip_prefix('#') {
+            let code = match num.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => num.parse().ok(),
+            };
+            code.and_then(char::from_u32).map(String::from)
+        } else if let Some(v) = quick_xml::escape::resolve_predefined_entity(name) {
+            Some(v.to_string())
+        } else {
+            match known.get(name) {
+                Some(Some(v)) => Some(v.clone()),
+                Some(None) => return None,
+                None => None,
+            }
+        };
+        match replaced {
+            Some(r) => out.push_str(&r),
+            None => out.push_str(&rest[..=end]),
+        }
+        rest = &rest[end + 1..];
+        if out.len() > MAX_ENTITY_BYTES {
+            return None;
+        }
+    }
+    out.push_str(rest);
+    (out.len() <= MAX_ENTITY_BYTES).then_some(out)
 }
 
 fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<usize, ScanError> {
@@ -212,11 +301,9 @@ fn scan_components(doc: &[u8], mut pos: usize, out: &mut Vec<Span>) -> Result<us
             ));
         }
         if doc[pos] != b'<' {
-            return Err(err(
-                pos,
-                here,
-                ProfileErrorKind::Xml("unexpected text inside <components>".into()),
-            ));
+            // Text directly inside <components> is skipped (lcfg-core).
+            pos = memchr::memchr(b'<', &doc[pos..]).map_or(doc.len(), |i| pos + i);
+            continue;
         }
         let start = pos;
         match markup_at(doc, pos).map_err(|k| err(pos, here, k))? {
