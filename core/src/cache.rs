@@ -73,6 +73,17 @@ pub struct Entry {
     pub record: Option<MachineRecord>,
     /// Why the file's current bytes could not be parsed, if they could not.
     pub profile_error: Option<String>,
+    /// Where in the file, when known.
+    #[serde(default)]
+    pub profile_error_at: Option<ErrorAt>,
+}
+
+/// Where a profile error is: line, column and element path, each when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAt {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub element: Option<String>,
 }
 
 /// What `stat(2)` says of a file, for the cheap change test. A writer that replaces a

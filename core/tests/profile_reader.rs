@@ -293,3 +293,40 @@ fn monitoring_selection_skips_unlisted_components() {
     assert!(p.component("broken").is_none());
     assert!(parse(&xml).is_err(), "a full parse does see the broken component");
 }
+
+#[test]
+fn errors_name_the_position_and_the_actual_problem() {
+    // <lcfg> one level too deep is named as such.
+    let nested = "<?xml version=\"1.0\"?>\n<profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n <x>\n  <lcfg><components><profile><node>m</node></profile></components></lcfg>\n </x>\n</profile>\n";
+    let e = parse(nested).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.xml:4:3 (byte 93) in <profile/x/lcfg>: not an LCFG profile: <lcfg> is inside <x>: it must be a child of the root element <profile>"
+    );
+    // Line and column (in characters), as fields too.
+    let bad = "<?xml version=\"1.0\"?>\n<profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n <lcfg><components><profile><node>m</node></profile><kerberos><n>é</n><r>a</r><r>b</r></kerberos></components></lcfg>\n</profile>\n";
+    let e = parse(bad).unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.element.as_deref()),
+        (Some(3), Some(79), Some("lcfg/components/kerberos/r"))
+    );
+    assert_eq!(e.offset, Some(165), "the byte offset counts the two bytes of é");
+    assert!(
+        e.to_string()
+            .starts_with("test.xml:3:79 (byte 165) in <lcfg/components/kerberos/r>"),
+        "{e}"
+    );
+    // A byte order mark is counted.
+    let e = parse(&format!("\u{feff}{bad}")).unwrap_err();
+    assert_eq!((e.line, e.column, e.offset), (Some(3), Some(79), Some(168)));
+    // In a gzip file the offset is of the decompressed text, and says so.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, bad.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let e = parse_profile(Path::new("test.xml.gz"), &gz, Select::All).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("test.xml.gz:3:79 (byte 165 of the decompressed text)"),
+        "{e}"
+    );
+}

@@ -27,12 +27,49 @@ const MEMORY_FACTOR: usize = 64;
 const MEMORY_SLACK: usize = 96 << 20;
 
 const TOKENS: &[&str] = &[
-    "<", ">", "</", "/>", "<a>", "</a>", "<r>", "</r>", "&", ";", "&amp;", "&#65;", "&#x10FFFF;", "&e;", "]]>",
-    "<![CDATA[", "<!--", "-->", "<?x?>", "<!DOCTYPE profile [<!ENTITY e \"EEEE&e;\">]>",
-    "<!ENTITY x SYSTEM \"/etc/passwd\">", " cfg:context=\"", " cfg:template=\"x_$ y_$_$\"",
-    " cfg:name=\"", " cfg:type=\"boolean\"", "_RECORD", "\"", "'", "\u{feff}", "\u{0}", "\r\n",
-    " xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"", "<lcfg>", "</lcfg>", "<components>",
-    "</components>", "!", "(", ")", "|", "^", "=", "''",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "<a>",
+    "</a>",
+    "<r>",
+    "</r>",
+    "&",
+    ";",
+    "&amp;",
+    "&#65;",
+    "&#x10FFFF;",
+    "&e;",
+    "]]>",
+    "<![CDATA[",
+    "<!--",
+    "-->",
+    "<?x?>",
+    "<!DOCTYPE profile [<!ENTITY e \"EEEE&e;\">]>",
+    "<!ENTITY x SYSTEM \"/etc/passwd\">",
+    " cfg:context=\"",
+    " cfg:template=\"x_$ y_$_$\"",
+    " cfg:name=\"",
+    " cfg:type=\"boolean\"",
+    "_RECORD",
+    "\"",
+    "'",
+    "\u{feff}",
+    "\u{0}",
+    "\r\n",
+    " xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"",
+    "<lcfg>",
+    "</lcfg>",
+    "<components>",
+    "</components>",
+    "!",
+    "(",
+    ")",
+    "|",
+    "^",
+    "=",
+    "''",
 ];
 
 fn corpus() -> Vec<Vec<u8>> {
@@ -265,5 +302,8 @@ fn the_reader_survives_any_mutation_of_its_corpus() {
         worst_memory.1
     );
     assert!(failures.is_empty(), "{failures:#?}");
-    assert!(ok > 0 && errors > 0, "the mutations both keep and break profiles: {ok} read, {errors} refused");
+    assert!(
+        ok > 0 && errors > 0,
+        "the mutations both keep and break profiles: {ok} read, {errors} refused"
+    );
 }

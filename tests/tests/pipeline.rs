@@ -154,6 +154,15 @@ fn malformed_profiles_fail_only_their_own_machine() {
         "{errs:#?}"
     );
     assert_eq!(result.report.machines, 3, "the samples still compile");
+    // The report keeps where each error is, as fields (the JSON report's too).
+    let conflict = result
+        .report
+        .errors
+        .iter()
+        .find(|p| p.message.contains("equal priority"))
+        .unwrap();
+    assert_eq!(conflict.element.as_deref(), Some("lcfg/components/kerberos/realm"));
+    assert!(conflict.line.is_some() && conflict.column.is_some(), "{conflict:?}");
 }
 
 #[test]

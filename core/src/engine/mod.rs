@@ -42,8 +42,9 @@ pub enum EngineError {
     Users(#[from] UsersError),
 }
 
-/// One problem, attributed as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One problem, attributed as precisely as possible: for a profile that could not be
+/// read, also the line, column and element path, as fields of the JSON report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -51,17 +52,29 @@ pub struct Problem {
     pub machine: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<String>,
     pub message: String,
 }
 
 impl Problem {
     fn new(message: impl Into<String>) -> Self {
         Problem {
-            file: None,
-            machine: None,
-            component: None,
             message: message.into(),
+            ..Problem::default()
         }
+    }
+    fn at(mut self, at: Option<&crate::cache::ErrorAt>) -> Self {
+        if let Some(a) = at {
+            self.line = a.line;
+            self.column = a.column;
+            self.element = a.element.clone();
+        }
+        self
     }
     fn file(mut self, f: &Path) -> Self {
         self.file = Some(f.to_path_buf());
@@ -886,6 +899,7 @@ impl Engine {
                     stat: None,
                     record: previous.and_then(|p| p.record.clone()),
                     profile_error: Some(format!("{}: cannot read file: {e}", file.display())),
+                    profile_error_at: None,
                 });
             }
         };
@@ -910,6 +924,11 @@ impl Engine {
                     stat,
                     record: previous.and_then(|p| p.record.clone()),
                     profile_error: Some(e.to_string()),
+                    profile_error_at: Some(crate::cache::ErrorAt {
+                        line: e.line,
+                        column: e.column,
+                        element: e.element.clone(),
+                    }),
                 });
             }
         };
@@ -993,6 +1012,7 @@ impl Engine {
                 components,
             }),
             profile_error: None,
+            profile_error_at: None,
         })
     }
 
@@ -1011,7 +1031,7 @@ impl Engine {
                 continue;
             };
             if let Some(err) = &entry.profile_error {
-                let mut p = Problem::new(err.clone()).file(file);
+                let mut p = Problem::new(err.clone()).file(file).at(entry.profile_error_at.as_ref());
                 if let Some(r) = &entry.record {
                     p = p.machine(&r.machine);
                 }
@@ -1133,6 +1153,7 @@ impl Engine {
             machine: f.machine.clone(),
             component: f.component.clone(),
             message: f.message.clone(),
+            ..Problem::default()
         };
 
         phase.mark("define");

@@ -15,6 +15,10 @@ pub struct ProfileError {
     pub file: PathBuf,
     /// 1-based line of the problem in the (decompressed) XML, when known.
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the problem on that line, when known.
+    pub column: Option<usize>,
+    /// The file was gzip: `offset` counts the decompressed text.
+    pub decompressed: bool,
     /// Byte offset of the problem in the (decompressed) XML, when known.
     pub offset: Option<usize>,
     /// Element path, such as `lcfg/components/kerberos/realm`, when known.
@@ -29,9 +33,16 @@ impl fmt::Display for ProfileError {
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if let Some(offset) = self.offset {
-            write!(f, " (byte {offset})")?;
+            if self.decompressed {
+                write!(f, " (byte {offset} of the decompressed text)")?;
+            } else {
+                write!(f, " (byte {offset})")?;
+            }
         }
         if let Some(element) = &self.element {
             write!(f, " in <{element}>")?;
@@ -92,6 +103,8 @@ impl ProfileError {
         ProfileError {
             file: file.to_path_buf(),
             line: None,
+            column: None,
+            decompressed: false,
             offset: None,
             element: None,
             kind: Box::new(kind),
@@ -101,7 +114,12 @@ impl ProfileError {
     /// Attach a byte position in `doc`, computing the line from it.
     pub(crate) fn at(mut self, doc: &[u8], offset: usize) -> Self {
         let offset = offset.min(doc.len());
-        self.line = Some(memchr::memchr_iter(b'\n', &doc[..offset]).count() + 1);
+        let before = &doc[..offset];
+        self.line = Some(memchr::memchr_iter(b'\n', before).count() + 1);
+        let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+        // Characters, not bytes: a UTF-8 continuation byte starts no character.
+        let chars = before[line_start..].iter().filter(|&&b| (b & 0xC0) != 0x80).count();
+        self.column = Some(chars + 1);
         self.offset = Some(offset);
         self
     }

@@ -139,6 +139,14 @@ fn to_utf8<'a>(file: &Path, doc: Cow<'a, [u8]>) -> Result<Cow<'a, [u8]>, Profile
 
 /// Parse a profile from its raw bytes (as read from `file`; gzip is detected).
 pub fn parse_profile(file: &Path, raw: &[u8], select: Select) -> Result<Profile, ProfileError> {
+    let gzipped = raw.starts_with(&[0x1f, 0x8b]);
+    parse_document(file, raw, select).map_err(|mut e| {
+        e.decompressed = gzipped && e.offset.is_some();
+        e
+    })
+}
+
+fn parse_document(file: &Path, raw: &[u8], select: Select) -> Result<Profile, ProfileError> {
     let doc = to_utf8(file, decode(file, raw)?)?;
     let doc: &[u8] = &doc;
     let skel = scan::scan(doc).map_err(|e| e.into_profile_error(file, doc))?;

@@ -189,6 +189,19 @@ fn find_lcfg(
                     // Another element under the root, before <lcfg>: pass over it.
                     let end = skip_element(doc, base + reader.buffer_position() as usize, &name)
                         .map_err(|k| err(before, &String::from_utf8_lossy(&name), k))?;
+                    // <lcfg> inside another element is at the wrong depth: say so.
+                    let region = &doc[before..end];
+                    if let Some(at) = memmem::find(region, b"<lcfg>").or_else(|| memmem::find(region, b"<lcfg ")) {
+                        let parent = String::from_utf8_lossy(&name).into_owned();
+                        let root_name = String::from_utf8_lossy(root.as_deref().unwrap_or_default()).into_owned();
+                        return Err(err(
+                            before + at,
+                            &format!("{root_name}/{parent}/lcfg"),
+                            ProfileErrorKind::NotAProfile(format!(
+                                "<lcfg> is inside <{parent}>: it must be a child of the root element <{root_name}>"
+                            )),
+                        ));
+                    }
                     base = end;
                     reader = reader_at(doc, end);
                     continue;
@@ -220,6 +233,9 @@ fn find_lcfg(
 fn reader_at(doc: &[u8], pos: usize) -> quick_xml::Reader<&[u8]> {
     let mut r = quick_xml::Reader::from_reader(&doc[pos..]);
     r.config_mut().check_end_names = false;
+    // After a skipped element the reader starts mid-document: the root's end tag is
+    // unmatched for it.
+    r.config_mut().allow_unmatched_ends = true;
     r
 }
 
