@@ -330,3 +330,15 @@ fn errors_name_the_position_and_the_actual_problem() {
         "{e}"
     );
 }
+
+#[test]
+fn fuzz_found_inputs_are_errors_not_panics() {
+    for input in [
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n< lcfg>\n  <components",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\"profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n <lbfg>\n  <components>\n   <profile>\0<node>m</node></profile>\n   <kerberos>\n    <l><l_RECORD cfg:name=<a\"><x>1</x></l_RECORD></l>\n   </kerberos>\n  </components>\n  <packages/>\n) <\r\n/e>\n",
+    ] {
+        let t = std::time::Instant::now();
+        let e = parse(input).unwrap_err();
+        eprintln!("{:?} {e}", t.elapsed());
+    }
+}

@@ -148,11 +148,16 @@ fn bad_paths_fail_only_their_own_path_and_keep_what_they_held() {
     // A machine read once, whose file then becomes a dangling symlink.
     let kept = profile_xml("kept", "kerberos", &kerberos_xml("slave", "EXAMPLE.ORG", "kdc"));
     std::fs::write(d.join("kept.xml"), &kept).unwrap();
+    // And one that then becomes a symlink out of the tree, to a file it must not read.
+    let out = profile_xml("out", "kerberos", &kerberos_xml("slave", "EXAMPLE.ORG", "kdc"));
+    std::fs::write(d.join("out.xml"), &out).unwrap();
     let mut e = engine();
     let first = e.run_listing(&list_profiles(d, false).unwrap()).unwrap();
     assert!(first.report.errors.is_empty(), "{:#?}", first.report.errors);
     std::fs::remove_file(d.join("kept.xml")).unwrap();
     std::os::unix::fs::symlink(d.join("gone.xml"), d.join("kept.xml")).unwrap();
+    std::fs::remove_file(d.join("out.xml")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.join("out.xml")).unwrap();
     // Bad paths of every kind.
     std::os::unix::fs::symlink(d.join("loop-b"), d.join("loop-a")).unwrap();
     std::os::unix::fs::symlink(d.join("loop-a"), d.join("loop-b")).unwrap();
@@ -186,5 +191,9 @@ fn bad_paths_fail_only_their_own_path_and_keep_what_they_held() {
     // kept keeps its last good configuration; the samples compile.
     let text: String = r.output.files.values().map(|t| &**t).collect();
     assert!(text.contains("# machine kept.example.org\n"), "{errs:#?}");
+    assert!(text.contains("# machine out.example.org\n"), "{errs:#?}");
+    has("out.xml", "a symlink out of the profile tree (to /etc/passwd)");
+    has("out.xml", "not read");
+    assert!(!errs.iter().any(|e| e.contains("root:")), "/etc/passwd was read: {errs:#?}");
     assert!(r.report.machines >= 4, "{:#?}", r.report.errors);
 }

@@ -299,6 +299,9 @@ pub struct Engine {
     owners: std::sync::Mutex<BTreeMap<String, PathBuf>>,
     /// A file whose path does not name its machine is an error (`set_bind_paths`).
     bind_paths: bool,
+    /// Files this pass keeps at their last good configuration without opening them
+    /// (under a path the listing could not list or must not follow).
+    not_read: rustc_hash::FxHashSet<PathBuf>,
 }
 
 /// The passive service that carries the daemon's deploy result (held, rejected, rolled
@@ -355,6 +358,7 @@ impl Engine {
             deploy_service: None,
             owners: Default::default(),
             bind_paths: false,
+            not_read: Default::default(),
         };
         for t in translators {
             engine.add_translator(t, "builtin");
@@ -542,10 +546,16 @@ impl Engine {
     /// configuration) rather than taken as removed. Each problem is an error naming its path.
     pub fn run_listing(&mut self, listing: &Listing) -> Result<PassResult, EngineError> {
         let mut files = listing.files.clone();
+        let mut held = rustc_hash::FxHashSet::default();
         for (path, _) in &listing.problems {
-            files.extend(self.cache.entries.keys().filter(|f| f.starts_with(path)).cloned());
+            held.extend(self.cache.entries.keys().filter(|f| f.starts_with(path)).cloned());
         }
-        let mut result = self.run_pass(&files)?;
+        files.extend(held.iter().cloned());
+        // Held files are not opened (a symlink out of the tree must never be read).
+        self.not_read = held;
+        let result = self.run_pass(&files);
+        self.not_read.clear();
+        let mut result = result?;
         for (path, why) in &listing.problems {
             result.report.errors.push(
                 Problem::new(format!(
@@ -873,6 +883,18 @@ impl Engine {
     /// Read one file; `None` when the cache entry can be reused as it is.
     fn process_file(&self, file: &Path) -> Processed {
         let previous = self.cache.get(file);
+        if self.not_read.contains(file) {
+            return Processed::Fresh(Entry {
+                hash: [0; 32],
+                stat: None,
+                record: previous.and_then(|p| p.record.clone()),
+                profile_error: Some(format!(
+                    "{}: not read: its path cannot be listed or leads out of the profile tree (keeping the last good configuration)",
+                    file.display()
+                )),
+                profile_error_at: None,
+            });
+        }
         let stat = FileStat::of_path(file);
         // The cheap change test: same size, times and inode as when last read.
         if let (Some(p), Some(st)) = (previous, stat)

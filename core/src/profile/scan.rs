@@ -515,6 +515,17 @@ fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
 /// Skip the content of element `name` whose start tag ends at `from`; returns the
 /// position just after its end tag.
 pub(crate) fn skip_element(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<usize> {
+    // Found by the fuzzer: an element without a name (`< lcfg>`) would be searched for
+    // as the empty string.
+    if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace() || matches!(b, b'<' | b'>' | b'/')) {
+        return Err(ProfileErrorKind::Xml(format!(
+            "invalid element name {:?}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    if from > doc.len() {
+        return Err(ProfileErrorKind::Truncated("element is not closed".into()));
+    }
     if let Some(end) = skip_fast(doc, from, name) {
         return Ok(end);
     }
