@@ -108,6 +108,17 @@ impl Site {
         assert!(st.success(), "nagios4 -d failed: {}", self.log());
     }
 
+    fn daemon_alive(&self) -> bool {
+        // Running, not a zombie.
+        self.daemon.as_ref().is_some_and(|d| {
+            std::fs::read_to_string(format!("/proc/{}/stat", d.id())).is_ok_and(|st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+        })
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
@@ -1498,4 +1509,112 @@ fn an_impersonating_profile_takes_nothing_and_the_owner_hears_of_it() {
     assert!(!now.contains("www"), "{now}");
     // The monitoring service that says so notifies the owner's groups.
     assert!(now.contains("monitoring: kerberos") && now.contains("kdc"), "{now}");
+}
+
+#[test]
+fn hostile_profiles_and_bad_paths_keep_the_machine_and_let_the_others_deploy() {
+    let site = running_site();
+    let victim = profile_xml(
+        "victim",
+        "kerberos",
+        &monitor_integration_tests::kerberos_xml("slave", "EXAMPLE.ORG", "kdc"),
+    );
+    let path = site.path("profiles/victim.xml");
+    let good = |site: &Site| {
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_file(&path);
+        write(site, "profiles/victim.xml", &victim);
+        site.wait("victim OK", || {
+            site.service("victim.example.org", "monitoring: kerberos")
+                .is_some_and(|s| s["has_been_checked"] == "1" && s["current_state"] == "0")
+        });
+    };
+    good(&site);
+    let block = |site: &Site| {
+        let t = std::fs::read_to_string(site.live_target().join(machine_file("victim.example.org"))).unwrap();
+        t[t.find("# machine victim.example.org").unwrap()..]
+            .split("\n# machine ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let live = block(&site);
+    let hostile = |inner: &str, doctype: &str| {
+        let doc = profile_xml(
+            "victim",
+            "kerberos",
+            &monitor_integration_tests::kerberos_xml("slave", &format!("EXAMPLE.ORG{inner}"), "kdc"),
+        );
+        let i = doc.find("<profile").unwrap();
+        format!("{}{doctype}\n{}", &doc[..i], &doc[i..]).into_bytes()
+    };
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 80 << 20]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    type Make = Box<dyn Fn(&Path)>;
+    let bytes = |b: Vec<u8>| -> Make { Box::new(move |p: &Path| std::fs::write(p, &b).unwrap()) };
+    let cases: Vec<(&str, Make)> = vec![
+        ("deep nesting", bytes(hostile(&"<a>".repeat(10_000), ""))),
+        (
+            "entity amplification",
+            bytes(hostile(
+                &"&big;".repeat(10_000),
+                &format!("<!DOCTYPE profile [<!ENTITY big \"{}\">]>", "x".repeat(100_000)),
+            )),
+        ),
+        (
+            "billion laughs",
+            bytes(hostile("&l9;", &{
+                let mut d = String::from("<!DOCTYPE profile [<!ENTITY l0 \"lol\">");
+                for i in 1..10 {
+                    d.push_str(&format!("<!ENTITY l{i} \"{}\">", format!("&l{};", i - 1).repeat(10)));
+                }
+                d + "]>"
+            })),
+        ),
+        (
+            "external entity",
+            bytes(hostile(
+                "&s;",
+                "<!DOCTYPE profile [<!ENTITY s SYSTEM \"file:///etc/shadow\">]>",
+            )),
+        ),
+        ("an 11 MB value", bytes(hostile(&"v".repeat(11 << 20), ""))),
+        ("a gzip bomb", bytes(bomb)),
+        (
+            "a dangling symlink",
+            Box::new(|p: &Path| std::os::unix::fs::symlink(p.with_file_name("gone.xml"), p).unwrap()),
+        ),
+        (
+            "a symlink loop",
+            Box::new(|p: &Path| std::os::unix::fs::symlink(p, p).unwrap()),
+        ),
+        (
+            "a FIFO",
+            Box::new(|p: &Path| assert!(Command::new("mkfifo").arg(p).status().unwrap().success())),
+        ),
+        ("a directory", Box::new(|p: &Path| std::fs::create_dir(p).unwrap())),
+        (
+            "a symlink to /etc/shadow",
+            Box::new(|p: &Path| std::os::unix::fs::symlink("/etc/shadow", p).unwrap()),
+        ),
+    ];
+    for (i, (what, make)) in cases.iter().enumerate() {
+        std::fs::remove_file(&path).unwrap();
+        make(&path);
+        let other = format!("other{i}");
+        add_flaky(&site, &other);
+        site.wait(&format!("{what}: the other machine deployed"), || {
+            site.service(&format!("{other}.example.org"), "Flaky v1").is_some()
+        });
+        site.wait(&format!("{what}: victim's monitoring service CRITICAL"), || {
+            site.service("victim.example.org", "monitoring: kerberos")
+                .is_some_and(|s| s["current_state"] == "2")
+        });
+        let s = site.service("victim.example.org", "monitoring: kerberos").unwrap();
+        assert!(!s["plugin_output"].contains("root:"), "{what}: {s:?}");
+        assert_eq!(block(&site), live, "{what}: victim keeps its last good configuration");
+        assert!(site.daemon_alive(), "{what}: the daemon stays up");
+        good(&site);
+    }
 }

@@ -194,6 +194,9 @@ fn bad_paths_fail_only_their_own_path_and_keep_what_they_held() {
     assert!(text.contains("# machine out.example.org\n"), "{errs:#?}");
     has("out.xml", "a symlink out of the profile tree (to /etc/passwd)");
     has("out.xml", "not read");
-    assert!(!errs.iter().any(|e| e.contains("root:")), "/etc/passwd was read: {errs:#?}");
+    assert!(
+        !errs.iter().any(|e| e.contains("root:")),
+        "/etc/passwd was read: {errs:#?}"
+    );
     assert!(r.report.machines >= 4, "{:#?}", r.report.errors);
 }

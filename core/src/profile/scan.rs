@@ -517,7 +517,11 @@ fn markup_at(doc: &[u8], pos: usize) -> ScanResult<Markup<'_>> {
 pub(crate) fn skip_element(doc: &[u8], from: usize, name: &[u8]) -> ScanResult<usize> {
     // Found by the fuzzer: an element without a name (`< lcfg>`) would be searched for
     // as the empty string.
-    if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace() || matches!(b, b'<' | b'>' | b'/')) {
+    if name.is_empty()
+        || name
+            .iter()
+            .any(|b| b.is_ascii_whitespace() || matches!(b, b'<' | b'>' | b'/'))
+    {
         return Err(ProfileErrorKind::Xml(format!(
             "invalid element name {:?}",
             String::from_utf8_lossy(name)
