@@ -421,3 +421,61 @@ fn monitor_test_names_itself() {
         format!("monitor-test {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn once_survives_hostile_profiles_and_reports_where_they_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let head = std::fs::read_to_string(samples().join("kdc1.xml")).unwrap();
+    let at = head.find("<realm").unwrap();
+    // kdc1's own profile with a million levels inside its kerberos component.
+    let deep = format!("{}{}{}", &head[..at], "<a>".repeat(1_000_000), &head[at..]);
+    std::fs::write(dir.path().join("deep.xml"), deep).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &vec![b' '; 100 << 20]).unwrap();
+    std::fs::write(dir.path().join("bomb.xml.gz"), gz.finish().unwrap()).unwrap();
+    let out = output_dir();
+    let r = compile(dir.path(), out.path(), &["--format", "json"]);
+    assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let errors = summary["report"]["errors"].as_array().unwrap();
+    let of = |name: &str| {
+        errors
+            .iter()
+            .find(|e| e["file"].as_str().is_some_and(|f| f.ends_with(name)))
+            .unwrap_or_else(|| panic!("{name}: {errors:#?}"))
+    };
+    let deep = of("deep.xml");
+    assert!(
+        deep["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest more than 256 levels deep"),
+        "{deep}"
+    );
+    assert!(
+        deep["line"].as_u64().is_some() && deep["column"].as_u64().is_some(),
+        "{deep}"
+    );
+    assert!(
+        deep["element"]
+            .as_str()
+            .unwrap()
+            .starts_with("lcfg/components/kerberos/"),
+        "{deep}"
+    );
+    assert!(
+        of("bomb.xml.gz")["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the 64 MiB limit")
+    );
+    // Every other machine compiled and was written.
+    assert_eq!(summary["report"]["machines"], 3, "{summary}");
+    for m in ["kdc1", "jabber1", "web1"] {
+        assert!(
+            out.path().join(machine_file(&format!("{m}.example.org"))).exists(),
+            "{m}"
+        );
+    }
+}
