@@ -200,3 +200,41 @@ fn bad_paths_fail_only_their_own_path_and_keep_what_they_held() {
     );
     assert!(r.report.machines >= 4, "{:#?}", r.report.errors);
 }
+
+#[test]
+fn an_empty_file_system_mounted_over_profiles_keeps_their_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_samples(dir.path());
+    let sub = dir.path().join("site2");
+    std::fs::create_dir(&sub).unwrap();
+    for n in ["m1", "m2"] {
+        std::fs::write(
+            sub.join(format!("{n}.xml")),
+            profile_xml(n, "kerberos", &kerberos_xml("slave", "EXAMPLE.ORG", "kdc")),
+        )
+        .unwrap();
+    }
+    let mut e = engine();
+    let first = e.run_listing(&list_profiles(dir.path(), false).unwrap()).unwrap();
+    assert_eq!(first.report.machines, 5, "{:#?}", first.report.errors);
+    // An empty tmpfs over site2, as after a mount gone wrong (CI runs as root).
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let listing = list_profiles(dir.path(), false);
+    let r = listing.map(|l| e.run_listing(&l));
+    let _ = std::process::Command::new("umount").arg("-l").arg(&sub).status();
+    let r = r.unwrap().unwrap();
+    assert_eq!(r.report.machines, 5, "m1 and m2 keep their last good configuration");
+    assert!(
+        r.report
+            .errors
+            .iter()
+            .any(|p| p.message.contains("site2") && p.message.contains("an empty mount point")),
+        "{:#?}",
+        r.report.errors
+    );
+}

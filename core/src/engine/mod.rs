@@ -1933,6 +1933,11 @@ pub fn list_profiles(dir: &Path, follow_outside: bool) -> std::io::Result<Listin
                     entry.path().to_path_buf(),
                     "a directory named like a profile".to_string(),
                 ));
+            } else if entry.depth() > 0 && is_empty_mount_point(entry.path()) {
+                out.problems.push((
+                    entry.path().to_path_buf(),
+                    "an empty mount point (a file system mounted empty, or in place of the profiles)".to_string(),
+                ));
             }
             continue;
         }
@@ -1943,6 +1948,17 @@ pub fn list_profiles(dir: &Path, follow_outside: bool) -> std::io::Result<Listin
     out.files.sort();
     out.problems.sort();
     Ok(out)
+}
+
+/// An empty directory on another device than its parent: a mount point whose file
+/// system holds nothing, which must not read as "these machines are gone".
+fn is_empty_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(parent), Ok(meta)) = (dir.parent(), std::fs::metadata(dir)) else {
+        return false;
+    };
+    std::fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
+        && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
 pub fn find_profiles(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
