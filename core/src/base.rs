@@ -18,33 +18,15 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checks::{DefKey, definition_key};
-use crate::helpers::{DEFAULT_HOST, DEFAULT_SERVICE};
 use crate::nagios::{Bundle, Command, Object, ObjectKind, Value};
+use crate::names::{DEFAULT_HOST, DEFAULT_SERVICE};
 
-/// The prefix of every object name monitor-compile makes up (docs/DECISIONS.md).
-pub const PREFIX: &str = "mc-";
-/// The name of the contact template.
-pub const GENERIC_CONTACT: &str = "mc-generic-contact";
-/// `mc-check-tcp!PORT`.
-pub const CHECK_TCP: &str = "mc-check-tcp";
-/// `mc-check-tcp-expect!PORT!EXPECTED-BANNER`.
-pub const CHECK_TCP_EXPECT: &str = "mc-check-tcp-expect";
-/// `mc-check-http!PORT`: plain HTTP on the host's address.
-pub const CHECK_HTTP: &str = "mc-check-http";
-/// The dummy command of passive services: CRITICAL when Nagios has to run it (stale).
-pub const CHECK_PASSIVE: &str = "mc-check-passive";
-/// Always UP: the host check of virtual hosts.
-pub const CHECK_DUMMY_UP: &str = "mc-check-dummy-up";
-/// The host check of `mc-default-host` (ping).
-pub const CHECK_HOST_ALIVE: &str = "mc-check-host-alive";
-/// The timeperiod every template uses.
-pub const ALWAYS: &str = "mc-24x7";
-
-/// The name of the notification command for `what` (`host` or `service`) by `channel`
-/// (`email`, `xmpp` or `slack`): `mc-notify-host-by-email`, ...
-pub fn notify_command(what: &str, channel: &str) -> String {
-    format!("{PREFIX}notify-{what}-by-{channel}")
-}
+// The names of the base objects live in `names` (part of the SDK: translators use
+// them); they are re-exported here for the engine's side.
+pub use crate::names::{
+    ALWAYS, CHECK_DUMMY_UP, CHECK_HOST_ALIVE, CHECK_HTTP, CHECK_PASSIVE, CHECK_TCP, CHECK_TCP_EXPECT, GENERIC_CONTACT,
+    PREFIX, notify_command,
+};
 
 /// Site settings that the base definitions depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

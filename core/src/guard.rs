@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Output;
+use crate::output::Output;
 
 /// How much one deploy may remove before it is held. The defaults are documented in
 /// docs/daemon.md.

@@ -5,10 +5,7 @@ use crate::nagios::{Bundle, CheckCommand, Object, ObjectKind, Service, Value};
 use crate::profile::Component;
 use crate::translator::{Context, TranslateError, Translator};
 
-/// The template every generated service inherits from.
-pub const DEFAULT_SERVICE: &str = "mc-default-service";
-/// The template every generated host inherits from.
-pub const DEFAULT_HOST: &str = "mc-default-host";
+pub use crate::names::{DEFAULT_HOST, DEFAULT_SERVICE};
 
 /// Read the component's `nagios_groups` resource (space-separated in LCFG), register
 /// every group with the user manager, and return them for `contact_groups` (which the
@@ -167,7 +164,7 @@ pub fn passive_service(machine: &str, description: &str, freshness: Option<u32>)
     let s = Service::new(DEFAULT_SERVICE)
         .host_name(machine)
         .service_description(description)
-        .check_command(CheckCommand::new(crate::base::CHECK_PASSIVE))
+        .check_command(CheckCommand::new(crate::names::CHECK_PASSIVE))
         .plain("active_checks_enabled", 0)
         .plain("passive_checks_enabled", 1);
     match freshness {

@@ -51,6 +51,8 @@ pub mod guard;
 pub mod helpers;
 pub mod managers;
 pub mod nagios;
+pub mod names;
+pub mod output;
 pub mod plugin;
 pub mod profile;
 pub mod store;

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::engine::Output;
+use crate::output::Output;
 
 use serde::Serialize;
 use thiserror::Error;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::Output;
+use crate::output::Output;
 
 /// What [`write_output`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
@@ -149,13 +148,7 @@ pub enum Assembly {
     Reused,
 }
 
-/// The assembled configuration: relative file name → contents. Contents are shared
-/// (`Arc`): a pass that changes one machine shares every other file with the last pass,
-/// and comparing an unchanged file is a pointer comparison.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Output {
-    pub files: BTreeMap<PathBuf, Arc<str>>,
-}
+pub use crate::output::Output;
 
 /// How one monitored (machine, component) fared in a pass: reported to Nagios on its
 /// `monitoring: <component>` service by the daemon.

@@ -43,13 +43,13 @@
 
 use std::collections::HashMap;
 
-use monitor_core::base::CHECK_HTTP;
 use monitor_core::helpers::{
     DEFAULT_SERVICE, create_dependency, event_handler, get_port, get_u32, handle_contacts, handle_dependencies,
     merge_escalation, resource_list,
 };
 use monitor_core::nagios::value::check_name;
 use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_core::names::CHECK_HTTP;
 use monitor_core::profile::{Component, NodeRef};
 use monitor_core::translator::{Context, TranslateError, Translator};
 

@@ -50,12 +50,12 @@
 
 use std::collections::BTreeSet;
 
-use monitor_core::base::{CHECK_HTTP, CHECK_TCP_EXPECT};
 use monitor_core::helpers::{
     DEFAULT_SERVICE, get_port, get_u32, handle_contacts, handle_dependencies, merge_escalation, passive_service,
     resource_list,
 };
 use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_core::names::{CHECK_HTTP, CHECK_TCP_EXPECT};
 use monitor_core::profile::Component;
 use monitor_core::translator::{Context, TranslateError, Translator};
 
