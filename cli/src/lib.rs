@@ -13,12 +13,7 @@ use monitor_core::translator::Translator;
 
 /// The translators compiled into the binaries, one per component.
 pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
-    vec![
-        Box::new(translator_kerberos::Kerberos),
-        Box::new(translator_jabberd::Jabberd),
-        Box::new(translator_cosign::Cosign),
-        Box::new(translator_apacheconf::Apacheconf),
-    ]
+    monitor_translators::builtin()
 }
 
 /// Log through `tracing` to stderr. `RUST_LOG` overrides the default level. Under

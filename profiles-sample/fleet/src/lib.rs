@@ -16,10 +16,5 @@ use monitor_core::translator::Translator;
 
 /// The built-in translators.
 pub fn translators() -> Vec<Box<dyn Translator>> {
-    vec![
-        Box::new(translator_kerberos::Kerberos),
-        Box::new(translator_jabberd::Jabberd),
-        Box::new(translator_cosign::Cosign),
-        Box::new(translator_apacheconf::Apacheconf),
-    ]
+    monitor_translators::builtin()
 }
