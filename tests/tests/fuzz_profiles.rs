@@ -11,7 +11,8 @@
 //!
 //! CI runs a fixed seed for a few seconds' worth of inputs. A long run:
 //! `FUZZ_SECONDS=1800 FUZZ_THREADS=2 FUZZ_SEED=7 cargo test --release -p monitor-integration-tests --test fuzz_profiles -- --nocapture`
-//! prints the inputs tried, the failures (0), and the worst time and memory.
+//! prints the inputs tried, the failures (0), and the worst time and memory
+//! (`FUZZ_SHOW_WORST=1` also prints the slowest and the most memory-hungry input).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,8 @@ struct Figures {
     failures: Vec<String>,
     worst_time: (Duration, usize),
     worst_memory: (usize, usize),
+    worst_input: Vec<u8>,
+    worst_memory_input: Vec<u8>,
 }
 
 fn run(seed: u64, deadline: Option<Instant>, max_inputs: u64, measure_memory: bool) -> Figures {
@@ -237,11 +240,13 @@ fn run(seed: u64, deadline: Option<Instant>, max_inputs: u64, measure_memory: bo
         let took = t.elapsed();
         if took > f.worst_time.0 {
             f.worst_time = (took, input.len());
+            f.worst_input = input.clone();
         }
         if let (Some(base), Some(peak)) = (base, peak_rss().filter(|_| measure_memory)) {
             let grew = peak.saturating_sub(base);
             if grew > f.worst_memory.0 {
                 f.worst_memory = (grew, input.len());
+                f.worst_memory_input = input.clone();
             }
             if grew > MEMORY_FACTOR * input.len() + MEMORY_SLACK {
                 f.failures
@@ -301,6 +306,15 @@ fn the_reader_survives_any_mutation_of_its_corpus() {
         worst_memory.0 >> 10,
         worst_memory.1
     );
+    if std::env::var_os("FUZZ_SHOW_WORST").is_some() {
+        for f in &results {
+            eprintln!("slowest input: {:?}", String::from_utf8_lossy(&f.worst_input));
+            eprintln!(
+                "largest-memory input: {:?}",
+                String::from_utf8_lossy(&f.worst_memory_input)
+            );
+        }
+    }
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(
         ok > 0 && errors > 0,
