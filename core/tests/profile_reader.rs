@@ -342,3 +342,12 @@ fn fuzz_found_inputs_are_errors_not_panics() {
         eprintln!("{:?} {e}", t.elapsed());
     }
 }
+
+#[test]
+fn an_entity_used_in_an_attribute_is_not_expanded_again() {
+    // Found by the fuzzer: a self-referencing entity (left literal at its declaration)
+    // expanded recursively inside an attribute grew 8^8 times.
+    let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE profile [<!ENTITY e \"&e;&e;&e;&e;&e;&e;&e;&e;\">]>\n<profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\">\n <lcfg>\n  <components>\n   <profile><node>m</node></profile>\n   <t><l cfg:template=\"x_$\"><x cfg:name=\"&e;\">1</x></l></t>\n  </components>\n </lcfg>\n</profile>\n";
+    let e = parse(xml).unwrap_err();
+    assert!(e.to_string().contains("unrecognized entity `e`"), "{e}");
+}

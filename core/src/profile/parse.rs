@@ -176,9 +176,17 @@ impl<'a> Parser<'a> {
             if slot.is_some() && key.starts_with(b"cfg:") || slot.is_none() {
                 // Internal entities may be used in attributes too (lcfg-core).
                 let value = attr
-                    .normalized_value_with(quick_xml::XmlVersion::Implicit1_0, 8, |name| {
-                        quick_xml::escape::resolve_predefined_entity(name)
-                            .or_else(|| self.entities.get(name).and_then(|v| v.as_deref()))
+                    // Our entity values are expanded already: one whose text still holds
+                    // `&` (a reference it could not expand, such as itself) is refused
+                    // here, as quick-xml would expand it again, and again (the fuzzer
+                    // found an 8^8-fold growth).
+                    .normalized_value_with(quick_xml::XmlVersion::Implicit1_0, 1, |name| {
+                        quick_xml::escape::resolve_predefined_entity(name).or_else(|| {
+                            self.entities
+                                .get(name)
+                                .and_then(|v| v.as_deref())
+                                .filter(|v| !v.contains('&'))
+                        })
                     })
                     .map_err(|err| self.fail(at, element, ProfileErrorKind::Xml(err.to_string())))?;
                 *slot = Some(value.into_owned());

@@ -143,8 +143,12 @@ pub(crate) fn scan(doc: &[u8]) -> Result<Skeleton, ScanError> {
                                 .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
                             // Internal entities may be used in metadata (lcfg-core).
                             let text = quick_xml::escape::unescape_with(text, |n| {
-                                quick_xml::escape::resolve_predefined_entity(n)
-                                    .or_else(|| skel.entities.get(n).and_then(|v| v.as_deref()))
+                                quick_xml::escape::resolve_predefined_entity(n).or_else(|| {
+                                    skel.entities
+                                        .get(n)
+                                        .and_then(|v| v.as_deref())
+                                        .filter(|v| !v.contains('&'))
+                                })
                             })
                             .map_err(|e| err(end, &name_s, ProfileErrorKind::Xml(e.to_string())))?;
                             skel.meta.push((name_s, text.into_owned()));
