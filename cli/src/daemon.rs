@@ -502,10 +502,7 @@ impl Daemon {
         let mut problems = Vec::new();
         for dir in &self.settings.profiles {
             match list_profile_dir(dir, self.settings.follow_symlinks_out) {
-                Ok(l) => {
-                    listing.files.extend(l.files);
-                    listing.problems.extend(l.problems);
-                }
+                Ok(l) => listing.extend(l),
                 Err(e) => problems.push(e),
             }
         }

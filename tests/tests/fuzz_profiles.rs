@@ -177,12 +177,12 @@ fn mutate(rng: &mut ChaCha8Rng, seed: &[u8]) -> Vec<u8> {
     v
 }
 
-/// This process's peak RSS since the last reset, in bytes (`None` where /proc has none).
-fn peak_rss() -> Option<usize> {
+/// A `/proc/self/status` figure given in kB, in bytes (`None` where /proc has none).
+fn status_bytes(key: &str) -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: usize = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -191,17 +191,13 @@ fn peak_rss() -> Option<usize> {
     Some(kb << 10)
 }
 
+/// This process's peak RSS since the last reset.
+fn peak_rss() -> Option<usize> {
+    status_bytes("VmHWM:")
+}
+
 fn current_rss() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb << 10)
+    status_bytes("VmRSS:")
 }
 
 fn reset_peak() {

@@ -357,9 +357,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let mut listing = monitor_core::engine::Listing::default();
     for dir in &profiles {
         // A missing, empty or unlistable directory is fatal: never an empty configuration.
-        let l = monitor_compile::daemon::list_profile_dir(dir, follow_out)?;
-        listing.files.extend(l.files);
-        listing.problems.extend(l.problems);
+        listing.extend(monitor_compile::daemon::list_profile_dir(dir, follow_out)?);
     }
     if std::fs::metadata(&output).is_ok_and(|m| !m.is_dir()) {
         return Err(format!(

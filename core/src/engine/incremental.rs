@@ -318,12 +318,11 @@ impl Engine {
 
         // Replace the changed machines' definitions: all the old ones out, then the new
         // ones in (a service may move between two changed machines).
-        let source = |component: &str, machine: &str| format!("{component} on {machine}");
         for c in &work {
             for p in &c.old {
                 state
                     .defs
-                    .undefine(&p.translated.fragments, &source(p.component, c.machine));
+                    .undefine(&p.translated.fragments, &fragment_source(p.component, c.machine));
                 count_references(&mut state.service_refs, &p.translated.fragments, false);
             }
             for (dependent, _) in &c.edges_before {
@@ -334,7 +333,7 @@ impl Engine {
             for p in &c.new {
                 state
                     .defs
-                    .define(&p.translated.fragments, &source(p.component, c.machine))
+                    .define(&p.translated.fragments, &fragment_source(p.component, c.machine))
                     .map_err(|_| "a duplicate definition")?;
                 count_references(&mut state.service_refs, &p.translated.fragments, true);
             }
