@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::deploy::Reload;
-use monitor_core::guard::RemovalPolicy;
+use monitor_engine::base::BaseConfig;
+use monitor_runtime::deploy::{DeployPoint, Reload};
+use monitor_runtime::guard::RemovalPolicy;
 use serde::Deserialize;
 
 /// Everything the daemon needs, after the file and the flags are merged.
@@ -29,12 +29,14 @@ pub struct Settings {
     /// The persistent cache (redb). Default: `STATE_DIR/cache.redb`.
     #[serde(default)]
     pub cache: Option<PathBuf>,
-    /// The site's Nagios main configuration file.
+    /// The site's Nagios main configuration file (required by the daemon).
+    #[serde(default)]
     pub nagios_config: PathBuf,
     /// The Nagios binary, for `nagios -v`.
     #[serde(default = "default_nagios_bin")]
     pub nagios_bin: PathBuf,
-    /// The external command file, for passive results.
+    /// The external command file, for passive results (required by the daemon).
+    #[serde(default)]
     pub command_file: PathBuf,
     /// How to reload Nagios. Default: `RESTART_PROGRAM` through `command_file`.
     #[serde(default)]
@@ -108,13 +110,13 @@ fn default_nagios_poll_ms() -> u64 {
 }
 
 fn default_translators() -> Vec<PathBuf> {
-    vec![PathBuf::from(monitor_core::plugin::host::DEFAULT_TRANSLATOR_DIR)]
+    vec![PathBuf::from(monitor_runtime::plugin_host::DEFAULT_TRANSLATOR_DIR)]
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/monitor-compile")
 }
 fn default_nagios_bin() -> PathBuf {
-    PathBuf::from(monitor_core::validate::DEFAULT_NAGIOS)
+    PathBuf::from(monitor_runtime::validate::DEFAULT_NAGIOS)
 }
 fn default_debounce_ms() -> u64 {
     2000
@@ -187,10 +189,30 @@ pub struct Overrides {
     /// Daemon: grace period for profiles being written, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub error_grace_seconds: Option<u64>,
+    /// Daemon, for tests only: stop every deploy for good at this point (`staged`,
+    /// `validated`, `renamed` or `swapped`), for a test to `kill -9` the daemon there.
+    #[arg(long, hide = true, value_name = "POINT")]
+    pub test_pause_at: Option<DeployPoint>,
 }
 
-/// Read `file` (if any) and apply `o` on top. Errors name the file and the key.
+/// What the settings are for: each needs its own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--once`: profiles, users and output; the Nagios keys are not needed.
+    Once,
+    /// The daemon: also `nagios_config` and `command_file`.
+    Daemon,
+}
+
+/// The daemon's settings: [`load_for`] in [`Mode::Daemon`].
 pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, String> {
+    load_for(file, o, Mode::Daemon)
+}
+
+/// Read `file` (if any) and apply `o` on top: the one loader of `--once` and the daemon.
+/// Every key is checked (an unknown key, a typo, is an error), and the keys `mode` needs
+/// must be given in the file or as flags. Errors name the file and the key.
+pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settings, String> {
     let mut table: toml::Table = match file {
         Some(f) => {
             let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -236,6 +258,23 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, String> {
     let what = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "the command line".into());
+    let mut required = vec![("profiles", "--profiles"), ("users", "--users"), ("output", "--output")];
+    if mode == Mode::Daemon {
+        required.extend([("nagios_config", "--nagios-config"), ("command_file", "--command-file")]);
+    }
+    for (key, flag) in required {
+        let empty = match table.get(key) {
+            None => true,
+            Some(toml::Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        };
+        if empty {
+            return Err(match file {
+                Some(f) => format!("{flag} is required (or `{key}` in {})", f.display()),
+                None => format!("{flag} is required"),
+            });
+        }
+    }
     let settings: Settings = toml::Value::Table(table)
         .try_into()
         .map_err(|e| format!("{what}: {e}"))?;
@@ -248,7 +287,7 @@ pub fn base_config(
     notifier: Option<PathBuf>,
     mail_command: Option<PathBuf>,
     site_objects: BTreeSet<String>,
-) -> Result<BaseConfig, monitor_core::base::BaseConfigError> {
+) -> Result<BaseConfig, monitor_engine::base::BaseConfigError> {
     let mut base = BaseConfig::default();
     if let Some(n) = notifier {
         base.notifier = n;
@@ -268,7 +307,7 @@ impl Settings {
     }
 
     /// The base definitions' settings (checked when the settings were loaded).
-    pub fn base_config(&self) -> Result<BaseConfig, monitor_core::base::BaseConfigError> {
+    pub fn base_config(&self) -> Result<BaseConfig, monitor_engine::base::BaseConfigError> {
         base_config(
             self.notifier.clone(),
             self.mail_command.clone(),
@@ -287,7 +326,7 @@ impl Settings {
         }
         let main = std::fs::read_to_string(&self.nagios_config).ok()?;
         let dir = self.nagios_config.parent().unwrap_or(Path::new("/"));
-        monitor_core::deploy::main_config_path(&main, dir, "status_file")
+        monitor_runtime::deploy::main_config_path(&main, dir, "status_file")
     }
 
     /// Whether Nagios keeps its states across a restart: `retain_state_information=1`
@@ -298,7 +337,7 @@ impl Settings {
             return false;
         };
         let last = |k| {
-            monitor_core::validate::main_config_values(&main, k)
+            monitor_runtime::validate::main_config_values(&main, k)
                 .last()
                 .map(str::trim)
         };
@@ -405,7 +444,7 @@ mod sample {
         assert_eq!(s.debounce_ms, 2000);
         assert!(matches!(
             s.reload_method(),
-            monitor_core::deploy::Reload::CommandFile { .. }
+            monitor_runtime::deploy::Reload::CommandFile { .. }
         ));
     }
 }

@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::blame;
-use monitor_core::cache::FragmentCache;
-use monitor_core::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
-use monitor_core::engine::{DEPLOY_SERVICE, DeployService, Engine, Listing, Output, PassReport, list_profiles};
-use monitor_core::guard::{Inventory, InventoryCache, Removal};
-use monitor_core::plugin::host::PluginSet;
-use monitor_core::store::Store;
-use monitor_core::users::TomlUsers;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::cache::FragmentCache;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{DEPLOY_SERVICE, DeployService, Engine, Listing, Output, PassReport, list_profiles};
+use monitor_runtime::blame;
+use monitor_runtime::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
+use monitor_runtime::guard::{Inventory, InventoryCache, Removal};
+use monitor_runtime::plugin_host::PluginSet;
+use monitor_runtime::store::Store;
 use notify::Watcher;
 use serde::{Deserialize, Serialize};
 
@@ -609,7 +609,10 @@ impl Daemon {
             .collect();
 
         // The removal guard.
-        let cfg = deploy_config(&self.settings);
+        let cfg = DeployConfig {
+            pause_at: self.overrides.test_pause_at,
+            ..deploy_config(&self.settings)
+        };
         // Machines held at their live text since nagios -v rejected their new one stay
         // held while their new text is the one rejected; a changed one is tried again.
         self.held_machines
@@ -1030,7 +1033,7 @@ fn add_watch(w: &mut notify::RecommendedWatcher, dir: &Path, recursive: bool) ->
 /// What in Nagios's main config would make our output unsafe, at ERROR level.
 fn warn_about_main_config(s: &Settings) {
     if let Ok(main) = std::fs::read_to_string(&s.nagios_config)
-        && let Some(why) = monitor_core::validate::macro_output_unsafe(&main)
+        && let Some(why) = monitor_runtime::validate::macro_output_unsafe(&main)
     {
         tracing::error!(config = %s.nagios_config.display(), "{why}");
     }
@@ -1076,6 +1079,7 @@ fn deploy_config(s: &Settings) -> DeployConfig {
         validate_user: s.validate_user.clone(),
         status_file: s.nagios_status_file(),
         reload_timeout: Duration::from_secs(s.reload_timeout_seconds),
+        pause_at: None,
     }
 }
 
@@ -1087,7 +1091,7 @@ pub fn status_path(state_dir: &Path) -> PathBuf {
 fn write_status(state_dir: &Path, status: &Status) {
     let text = serde_json::to_string_pretty(status).unwrap_or_default();
     if let Err(e) = std::fs::create_dir_all(state_dir)
-        .and_then(|_| monitor_core::writer::write_private(&status_path(state_dir), text.as_bytes()))
+        .and_then(|_| monitor_runtime::writer::write_private(&status_path(state_dir), text.as_bytes()))
     {
         tracing::error!(error = %e, "cannot write status.json");
     }

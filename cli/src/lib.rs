@@ -1,15 +1,16 @@
 //! Shared pieces of the `monitor-compile` and `monitor-test` binaries: the built-in
-//! translator set, logging setup and the human summary. Everything that compiles
-//! lives in `monitor-core`; this crate only parses arguments and prints.
+//! translator set, logging setup, the one config loader, the daemon loop and the human
+//! summary. A pass is `monitor-engine`'s and the live system `monitor-runtime`'s; this
+//! crate parses arguments, loads the configuration, runs the daemon and prints.
 
 pub mod config;
 pub mod daemon;
 
 use std::path::{Path, PathBuf};
 
-use monitor_core::engine::{Engine, PassReport};
-use monitor_core::plugin::host::{DEFAULT_TRANSLATOR_DIR, PluginSet};
-use monitor_core::translator::Translator;
+use monitor_engine::{Engine, PassReport};
+use monitor_runtime::plugin_host::{AddPlugin, DEFAULT_TRANSLATOR_DIR, PluginSet};
+use monitor_sdk::translator::Translator;
 
 /// The translators compiled into the binaries, one per component.
 pub fn builtin_translators() -> Vec<Box<dyn Translator>> {
@@ -104,8 +105,8 @@ pub fn refresh_plugins(set: &mut PluginSet, engine: &mut Engine) {
     }
 }
 
-fn error_path(e: &monitor_core::plugin::host::LoadError) -> &Path {
-    use monitor_core::plugin::host::LoadError::*;
+fn error_path(e: &monitor_runtime::plugin_host::LoadError) -> &Path {
+    use monitor_runtime::plugin_host::LoadError::*;
     match e {
         Io { path, .. }
         | Dlopen { path, .. }

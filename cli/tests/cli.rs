@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use monitor_core::engine::machine_file;
+use monitor_engine::machine_file;
 use monitor_integration_tests::output_dir;
 
 fn samples() -> PathBuf {
@@ -265,7 +265,7 @@ fn translators_dir_plugins_replace_builtins_and_broken_ones_are_reported() {
     assert_eq!(kerberos["origin"], "builtin");
     let builtin_out = tempfile::tempdir().unwrap();
     compile(&samples(), builtin_out.path(), &["--translators", "/nonexistent"]);
-    let jabber = monitor_core::engine::machine_file("jabber1.example.org");
+    let jabber = monitor_engine::machine_file("jabber1.example.org");
     for f in [std::path::Path::new("10-start-pass.cfg"), jabber.as_path()] {
         assert_eq!(
             std::fs::read(out.path().join(f)).unwrap(),
@@ -478,4 +478,54 @@ fn once_survives_hostile_profiles_and_reports_where_they_fail() {
             "{m}"
         );
     }
+}
+
+#[test]
+fn once_and_the_daemon_read_one_config_file_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cfg");
+    let none = tempfile::tempdir().unwrap();
+    let config = dir.path().join("monitor-compile.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "profiles = [{:?}]\nusers = {:?}\noutput = {:?}\ntranslators = [{:?}]\n{extra}",
+                samples().display().to_string(),
+                samples().join("users.toml").display().to_string(),
+                out.display().to_string(),
+                none.path().display().to_string(),
+            ),
+        )
+        .unwrap();
+    };
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_monitor-compile"))
+            .args(["--once", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run monitor-compile")
+    };
+    // Everything from the file; the daemon's Nagios keys are not needed for --once.
+    write("");
+    let r = run();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("00-base.cfg").is_file());
+    // A typo is an error naming the file and the key, as for the daemon.
+    write("follow_symlink_out = true\n");
+    let r = run();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+    assert!(stderr.contains("unknown field `follow_symlink_out`"), "{stderr}");
+    // A value of the wrong type likewise.
+    write("bind_paths = \"yes\"\n");
+    let r = run();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bind_paths"), "{stderr}");
+    // A key --once honours now: bind_paths (the samples are named for their machines).
+    write("bind_paths = true\n");
+    let r = run();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
 }

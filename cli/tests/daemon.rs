@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use monitor_core::engine::machine_file;
+use monitor_engine::machine_file;
 use monitor_integration_tests::{nagios_bin, plugin_libs, profile_xml, samples};
 
 struct Site {
     dir: tempfile::TempDir,
     daemon: Option<Child>,
     extra_env: Vec<(String, String)>,
+    /// Flags added to the daemon's command line.
+    extra_args: Vec<String>,
 }
 
 impl Site {
@@ -67,6 +69,7 @@ impl Site {
             dir,
             daemon: None,
             extra_env: Vec::new(),
+            extra_args: Vec::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl Site {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
+        cmd.args(&self.extra_args);
         self.daemon = Some(cmd.spawn().expect("start the daemon"));
     }
 
@@ -522,7 +526,7 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
                 "<flaky><nagios_groups>infrastructure</nagios_groups></flaky>",
             ),
         );
-        site.extra_env = vec![("MONITOR_COMPILE_PAUSE_AT".into(), point.into())];
+        site.extra_args = vec!["--test-pause-at".into(), point.into()];
         site.start_daemon();
         let marker = site.path(&format!("state/paused-at-{point}"));
         site.wait(&format!("the daemon to pause at {point}"), || marker.exists());
@@ -546,7 +550,7 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
         );
         // As this site's Nagios runs: as root (`nagios_user=root`).
         let check =
-            monitor_core::validate::validate_dir_as(&nagios_bin(), &site.path("nagios/generated"), None).unwrap();
+            monitor_runtime::validate::validate_dir_as(&nagios_bin(), &site.path("nagios/generated"), None).unwrap();
         assert!(check.ok, "after kill -9 at {point}: {}", check.output);
         let machine = site.path("nagios/generated").join(machine_file("ok1.example.org"));
         let has_ok1 =
@@ -555,7 +559,7 @@ fn kill_9_during_a_deploy_leaves_a_valid_live_configuration() {
 
         // A restart cleans up and completes the deploy.
         std::fs::remove_file(&marker).unwrap();
-        site.extra_env.clear();
+        site.extra_args.clear();
         std::fs::remove_file(site.path("state/status.json")).unwrap();
         site.start_daemon();
         site.wait("the deploy after restart", || site.status_json().is_some());

@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use monitor_core::validate::{NagiosCheck, run_verify, validation_user};
 use monitor_integration_tests::{nagios_bin, output_dir, samples};
+use monitor_runtime::validate::{NagiosCheck, run_verify, validation_user};
 
 /// The packaged main configuration.
 const STOCK_MAIN: &str = "/etc/nagios4/nagios.cfg";
@@ -164,7 +164,7 @@ fn validate_reads_the_output_as_nagios_does() {
     assert_eq!(once("022", &out, &[]).status.code(), Some(0));
     let shard = walk(&out.join("20-machines")).into_iter().next().unwrap();
     std::fs::set_permissions(&shard, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let check = monitor_core::validate::validate_dir(&nagios_bin(), &out).unwrap();
+    let check = monitor_runtime::validate::validate_dir(&nagios_bin(), &out).unwrap();
     assert!(!check.ok, "{}", check.output);
     assert!(
         check.errors.iter().any(|e| e.contains(&*shard.to_string_lossy())),

@@ -4,10 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::Engine;
-use monitor_core::translator::Translator;
-use monitor_core::users::TomlUsers;
+use monitor_engine::Engine;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_sdk::translator::Translator;
+
+/// docs/translator-guide.md, included so that every Rust example in it is a doctest:
+/// `cargo test -p monitor-integration-tests --doc`.
+#[doc = include_str!("../../docs/translator-guide.md")]
+pub mod translator_guide {}
 
 /// The repository's `profiles-sample/` directory.
 pub fn samples() -> PathBuf {
@@ -101,8 +106,8 @@ pub struct PluginLibs {
 }
 
 /// Build the plugin libraries once per test process, with the real cargo, into
-/// `target/plugin-tests` (a target directory of their own, so that enabling the
-/// `plugin` features does not disturb the main build).
+/// `target/plugin-tests` (a target directory of their own, so that the `v2` feature of
+/// the flaky plugin does not disturb the main build).
 pub fn plugin_libs() -> &'static PluginLibs {
     static LIBS: std::sync::OnceLock<PluginLibs> = std::sync::OnceLock::new();
     LIBS.get_or_init(|| {
@@ -113,11 +118,10 @@ pub fn plugin_libs() -> &'static PluginLibs {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let build = |features: &str, packages: &[&str]| {
             let mut cmd = std::process::Command::new(&cargo);
-            cmd.current_dir(&root)
-                .arg("build")
-                .arg("--target-dir")
-                .arg(&target)
-                .args(["--features", features]);
+            cmd.current_dir(&root).arg("build").arg("--target-dir").arg(&target);
+            if !features.is_empty() {
+                cmd.args(["--features", features]);
+            }
             for p in packages {
                 cmd.args(["-p", p]);
             }
@@ -131,13 +135,13 @@ pub fn plugin_libs() -> &'static PluginLibs {
             dest
         };
         build(
-            "translator-jabberd/plugin,test-plugin-flaky/plugin",
-            &["translator-jabberd", "test-plugin-flaky", "test-plugin-bad-abi"],
+            "",
+            &["translator-jabberd-plugin", "test-plugin-flaky", "test-plugin-bad-abi"],
         );
-        let jabberd = keep("translator_jabberd", "jabberd.so");
+        let jabberd = keep("translator_jabberd_plugin", "jabberd.so");
         let flaky_v1 = keep("test_plugin_flaky", "flaky-v1.so");
         let bad_abi = keep("test_plugin_bad_abi", "bad-abi.so");
-        build("test-plugin-flaky/plugin,test-plugin-flaky/v2", &["test-plugin-flaky"]);
+        build("test-plugin-flaky/v2", &["test-plugin-flaky"]);
         let flaky_v2 = keep("test_plugin_flaky", "flaky-v2.so");
         PluginLibs {
             jabberd,

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use fleet::generate::{Spec, generate, touch, touch_one};
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Assembly, Engine, PassResult, find_profiles};
-use monitor_core::managers::clusters::{CLUSTER_HOST, cluster_service_description};
-use monitor_core::nagios::{Bundle, CheckCommand, Service};
-use monitor_core::profile::{Component, Select, read_profile};
-use monitor_core::translator::{Context, TranslateError, Translator};
-use monitor_core::users::TomlUsers;
+use lcfg_profile::{Component, Select, read_profile};
+use monitor_engine::base::BaseConfig;
+use monitor_engine::managers::clusters::{CLUSTER_HOST, cluster_service_description};
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Assembly, Engine, PassResult, find_profiles};
 use monitor_integration_tests::samples;
+use monitor_sdk::nagios::{Bundle, CheckCommand, Service};
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// Wraps a translator and records the machines it translates.
 struct Counting {
@@ -320,7 +320,7 @@ impl Translator for ClusterWatcher {
                 .check_command(CheckCommand::new("mc-check-host-alive")),
         );
         if let Some(cluster) = c.get_nonempty("watch") {
-            b.push(monitor_core::helpers::service_dependency(
+            b.push(monitor_sdk::helpers::service_dependency(
                 CLUSTER_HOST,
                 &cluster_service_description(cluster),
                 machine,

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use monitor_core::profile::{Select, parse_profile};
+use lcfg_profile::{Select, parse_profile};
 use monitor_integration_tests::*;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use monitor_core::engine::{Engine, list_profiles};
-use monitor_core::profile::{MAX_PROFILE_BYTES, Select, parse_profile};
+use lcfg_profile::{MAX_PROFILE_BYTES, Select, parse_profile};
+use monitor_engine::{Engine, list_profiles};
 use monitor_integration_tests::*;
 
 /// A profile for `node` whose monitored kerberos component holds `inner` (raw XML) inside

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use monitor_core::profile::{Select, dump, read_profile};
+use lcfg_profile::{Select, dump, read_profile};
 
 fn cases() -> Vec<(String, PathBuf, PathBuf)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lcfg-core-cases");

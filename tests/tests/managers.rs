@@ -5,16 +5,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, Output, PassResult, find_profiles, machine_file};
-use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts, resource_list};
-use monitor_core::nagios::{Bundle, CheckCommand, Service};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
-use monitor_core::users::TomlUsers;
-use monitor_core::validate::validate_dir;
-use monitor_core::writer::write_output;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Engine, Output, PassResult, find_profiles, machine_file};
 use monitor_integration_tests::*;
+use monitor_runtime::validate::validate_dir;
+use monitor_runtime::writer::write_output;
+use monitor_sdk::helpers::{DEFAULT_SERVICE, handle_contacts, resource_list};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Service};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 fn all(output: &Output) -> String {
     output.files.values().map(|t| &**t).collect()
@@ -137,7 +137,7 @@ impl Translator for Tags {
         let mut b = Bundle::new().with(svc);
         // Its own dependency on the same service of another machine.
         for master in resource_list(c, "master") {
-            b.push(monitor_core::helpers::service_dependency(
+            b.push(monitor_sdk::helpers::service_dependency(
                 &master, "Tagged", machine, "Tagged",
             ));
         }
@@ -372,7 +372,7 @@ impl Translator for OwnHost {
         "1"
     }
     fn translate(&self, machine: &str, _: &Component, _: &mut Context) -> Result<Bundle, TranslateError> {
-        Ok(Bundle::new().with(monitor_core::nagios::Host::new("").host_name(machine)))
+        Ok(Bundle::new().with(monitor_sdk::nagios::Host::new("").host_name(machine)))
     }
 }
 

@@ -5,15 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles, machine_file};
-use monitor_core::nagios::{Bundle, CheckCommand, Service};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
-use monitor_core::users::TomlUsers;
-use monitor_core::validate::validate_dir;
-use monitor_core::writer::write_output;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Engine, find_profiles, machine_file};
 use monitor_integration_tests::*;
+use monitor_runtime::validate::validate_dir;
+use monitor_runtime::writer::write_output;
+use monitor_sdk::nagios::{Bundle, CheckCommand, Service};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = walk(dir)
@@ -234,7 +234,7 @@ impl Translator for Counting {
     }
     fn translate(&self, machine: &str, c: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
         self.translates.fetch_add(1, Ordering::SeqCst);
-        let groups = monitor_core::helpers::handle_contacts(c, ctx)?;
+        let groups = monitor_sdk::helpers::handle_contacts(c, ctx)?;
         let realm = c
             .get_nonempty("realm")
             .ok_or_else(|| TranslateError::missing("realm"))?;
@@ -506,7 +506,7 @@ fn a_file_claiming_another_machine_takes_nothing_from_its_owner() {
     let mut e = engine();
     let first = e.run_pass(&find_profiles(dir.path()).unwrap()).unwrap();
     assert!(first.report.errors.is_empty(), "{:#?}", first.report.errors);
-    let kdc1 = |r: &monitor_core::engine::PassResult| {
+    let kdc1 = |r: &monitor_engine::PassResult| {
         let shard = &r.output.files[&machine_file("kdc1.example.org")];
         let start = shard.find("# machine kdc1.example.org\n").expect("kdc1 is written");
         let rest = &shard[start + 1..];
@@ -573,7 +573,7 @@ fn a_file_claiming_another_machine_takes_nothing_from_its_owner() {
 
 #[test]
 fn paths_that_name_their_machine() {
-    use monitor_core::engine::path_names_machine;
+    use monitor_engine::path_names_machine;
     for (path, yes) in [
         ("p/kdc1.xml", true),
         ("p/kdc1.example.org.xml.gz", true),
@@ -602,7 +602,7 @@ impl Translator for RawGroups {
             ctx.add_contact_group(g);
         }
         Ok(Bundle::new().with(
-            Service::new(monitor_core::helpers::DEFAULT_SERVICE)
+            Service::new(monitor_sdk::helpers::DEFAULT_SERVICE)
                 .host_name(machine)
                 .service_description("Raw")
                 .check_command(CheckCommand::new("mc-check-tcp").arg("1"))

@@ -5,14 +5,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, find_profiles, machine_file};
-use monitor_core::plugin::host::{LoadError, PluginSet, load};
-use monitor_core::translator::Translator;
-use monitor_core::users::TomlUsers;
-use monitor_core::validate::validate_dir;
-use monitor_core::writer::write_output;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Engine, find_profiles, machine_file};
 use monitor_integration_tests::*;
+use monitor_runtime::plugin_host::{AddPlugin, LoadError, PluginSet, load};
+use monitor_runtime::validate::validate_dir;
+use monitor_runtime::writer::write_output;
+use monitor_sdk::translator::Translator;
 
 fn users() -> Box<TomlUsers> {
     Box::new(TomlUsers::new(samples().join("users.toml")))
@@ -25,8 +25,8 @@ fn jabberd_plugin_produces_the_same_output_as_the_builtin() {
     let plugin = load(&libs.jabberd, copies.path()).unwrap();
     assert_eq!(plugin.component(), "jabberd");
     assert_eq!(plugin.version(), translator_jabberd::Jabberd.version());
-    assert_eq!(plugin.name, "translator-jabberd");
-    assert!(plugin.build_info.starts_with("monitor-core "), "{}", plugin.build_info);
+    assert_eq!(plugin.name, "translator-jabberd-plugin");
+    assert!(plugin.build_info.starts_with("monitor-sdk "), "{}", plugin.build_info);
     let files = find_profiles(&samples()).unwrap();
 
     let builtin = engine().run_pass(&files).unwrap();
@@ -140,9 +140,9 @@ fn a_plugin_log_line_appears_in_the_host_log() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let comp = monitor_core::profile::Component::from_flat("flaky", &[("nagios_groups", "ops")]);
+    let comp = monitor_sdk::profile::Component::from_flat("flaky", &[("nagios_groups", "ops")]);
     tracing::subscriber::with_default(subscriber, || {
-        let mut ctx = monitor_core::translator::Context::new("ok2.example.org", "flaky");
+        let mut ctx = monitor_sdk::translator::Context::new("ok2.example.org", "flaky");
         plugin.translate("ok2.example.org", &comp, &mut ctx).unwrap();
         let _ = plugin.translate("boom2.example.org", &comp, &mut ctx);
     });

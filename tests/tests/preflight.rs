@@ -23,16 +23,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Engine, NO_SERVICE, PassReport, find_profiles};
-use monitor_core::helpers::{DEFAULT_HOST, DEFAULT_SERVICE, service_dependency};
-use monitor_core::nagios::{Bundle, CheckCommand, Command, Host, Object, ObjectKind, Service, Value};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
-use monitor_core::users::TomlUsers;
-use monitor_core::validate::validate_dir;
-use monitor_core::writer::write_output;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Engine, NO_SERVICE, PassReport, find_profiles};
 use monitor_integration_tests::*;
+use monitor_runtime::validate::validate_dir;
+use monitor_runtime::writer::write_output;
+use monitor_sdk::helpers::{DEFAULT_HOST, DEFAULT_SERVICE, service_dependency};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Command, Host, Object, ObjectKind, Service, Value};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

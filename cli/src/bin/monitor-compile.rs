@@ -5,17 +5,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use monitor_compile::config::{Overrides, Settings};
+use monitor_compile::config::{Mode, Overrides, Settings};
 use monitor_compile::daemon::{Status, status_path};
-use monitor_core::engine::Engine;
-use monitor_core::guard::{Inventory, Removal, RemovalPolicy};
-use monitor_core::plugin::host::PluginSet;
-use monitor_core::users::TomlUsers;
-use monitor_core::validate::{
-    DEFAULT_NAGIOS, MINIMAL_RESOURCE, is_executable_file, missing_programs, parse_resource, validate_dir_as,
-    validation_user,
+use monitor_engine::Engine;
+use monitor_engine::users::TomlUsers;
+use monitor_runtime::guard::{Inventory, Removal};
+use monitor_runtime::plugin_host::PluginSet;
+use monitor_runtime::validate::{
+    MINIMAL_RESOURCE, is_executable_file, missing_programs, parse_resource, validate_dir_as, validation_user,
 };
-use monitor_core::writer::write_output;
+use monitor_runtime::writer::write_output;
 
 // The pass allocates many small strings on every core: mimalloc's per-thread heaps cost
 // much less than the system allocator there (docs/PERFORMANCE.md).
@@ -256,7 +255,7 @@ fn approve(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<Exit
         ));
     };
     let path = monitor_compile::daemon::approval_path(&dir);
-    monitor_core::writer::write_atomic(&path, set.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    monitor_runtime::writer::write_atomic(&path, set.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("approved set {set}:");
     if let Some(r) = &held.removal {
         eprintln!("  {}", r.summary());
@@ -276,90 +275,16 @@ fn approve(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<Exit
 
 fn once(args: &Args) -> Result<ExitCode, String> {
     let started = std::time::Instant::now();
-    let o = &args.overrides;
-    let file: Option<toml::Table> = match &args.config {
-        Some(c) => Some(
-            std::fs::read_to_string(c)
-                .map_err(|e| format!("{}: {e}", c.display()))?
-                .parse()
-                .map_err(|e| format!("{}: {e}", c.display()))?,
-        ),
-        None => None,
-    };
-    let from_file = |key: &str| -> Option<PathBuf> {
-        file.as_ref()
-            .and_then(|t| t.get(key))
-            .and_then(|v| v.as_str())
-            .map(PathBuf::from)
-    };
-    let list_from_file = |key: &str| -> Vec<PathBuf> {
-        file.as_ref()
-            .and_then(|t| t.get(key))
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str()).map(PathBuf::from).collect())
-            .unwrap_or_default()
-    };
-    let profiles = if o.profiles.is_empty() {
-        list_from_file("profiles")
-    } else {
-        o.profiles.clone()
-    };
-    let translators = if o.translators.is_empty() {
-        list_from_file("translators")
-    } else {
-        o.translators.clone()
-    };
-    let output = o
-        .output
-        .clone()
-        .or_else(|| from_file("output"))
-        .ok_or("--output is required")?;
-    let users = o
-        .users
-        .clone()
-        .or_else(|| from_file("users"))
-        .ok_or("--users is required")?;
-    if profiles.is_empty() {
-        return Err("--profiles is required".into());
-    }
-    let nagios_bin = o
-        .nagios_bin
-        .clone()
-        .or_else(|| from_file("nagios_bin"))
-        .unwrap_or_else(|| DEFAULT_NAGIOS.into());
-    let site_objects = file
-        .as_ref()
-        .and_then(|t| t.get("site_objects"))
-        .map(|v| {
-            v.as_array()
-                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<_>>())
-                .ok_or("site_objects: expected an array of strings")
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let base = monitor_compile::config::base_config(
-        o.notifier.clone().or_else(|| from_file("notifier")),
-        o.mail_command.clone().or_else(|| from_file("mail_command")),
-        site_objects,
-    )
-    .map_err(|e| e.to_string())?;
-    let validate_user = o.validate_user.clone().or_else(|| {
-        file.as_ref()
-            .and_then(|t| t.get("validate_user"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    });
-    let follow_out = file
-        .as_ref()
-        .and_then(|t| t.get("follow_symlinks_out"))
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    let mut listing = monitor_core::engine::Listing::default();
-    for dir in &profiles {
+    let settings = monitor_compile::config::load_for(args.config.as_deref(), &args.overrides, Mode::Once)?;
+    let base = settings.base_config().map_err(|e| e.to_string())?;
+    let (profiles, output, users) = (&settings.profiles, &settings.output, &settings.users);
+    let follow_out = settings.follow_symlinks_out;
+    let mut listing = monitor_engine::Listing::default();
+    for dir in profiles {
         // A missing, empty or unlistable directory is fatal: never an empty configuration.
         listing.extend(monitor_compile::daemon::list_profile_dir(dir, follow_out)?);
     }
-    if std::fs::metadata(&output).is_ok_and(|m| !m.is_dir()) {
+    if std::fs::metadata(output).is_ok_and(|m| !m.is_dir()) {
         return Err(format!(
             "{}: --output exists and is not a directory (it names the directory to write the configuration into)",
             output.display()
@@ -367,30 +292,21 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     }
     let mut engine = Engine::new(
         monitor_compile::builtin_translators(),
-        Box::new(TomlUsers::new(&users)),
+        Box::new(TomlUsers::new(users)),
         base,
     );
+    engine.set_bind_paths(settings.bind_paths);
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     // One pass: nothing will patch it.
     engine.set_incremental(false);
-    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&translators), copies);
+    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&settings.translators), copies);
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
     // The removal guard, against what the output directory holds now.
-    let before = Inventory::of_dir(&output).map_err(|e| format!("{}: cannot read: {e}", output.display()))?;
+    let before = Inventory::of_dir(output).map_err(|e| format!("{}: cannot read: {e}", output.display()))?;
     let removal = Removal::between(&before, &Inventory::of_output(&result.output));
-    let policy = match &file {
-        Some(t) => match t.get("removal_guard") {
-            Some(v) => v
-                .clone()
-                .try_into::<RemovalPolicy>()
-                .map_err(|e| format!("removal_guard: {e}"))?,
-            None => RemovalPolicy::default(),
-        },
-        None => RemovalPolicy::default(),
-    };
-    let held = removal.exceeds(&policy);
+    let held = removal.exceeds(&settings.removal_guard);
     if !held.is_empty() && !args.allow_removals {
         match args.format {
             Format::Human => {
@@ -413,10 +329,10 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(3));
     }
     let written =
-        write_output(&output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
+        write_output(output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
     let validation = if args.validate {
-        let run_as = validation_user(validate_user.as_deref()).map_err(|e| e.to_string())?;
-        let mut check = validate_dir_as(&nagios_bin, &output, run_as.as_ref()).map_err(|e| e.to_string())?;
+        let run_as = validation_user(settings.validate_user.as_deref()).map_err(|e| e.to_string())?;
+        let mut check = validate_dir_as(&settings.nagios_bin, output, run_as.as_ref()).map_err(|e| e.to_string())?;
         check.missing_programs =
             missing_programs(&result.output, &parse_resource(MINIMAL_RESOURCE), is_executable_file);
         Some(check)

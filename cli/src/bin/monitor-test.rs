@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use monitor_core::plugin::host::{find_libraries, load};
-use monitor_core::profile::{Select, dump, read_profile};
-use monitor_core::translator::{Context, Translator};
+use lcfg_profile::{Select, dump, read_profile};
+use monitor_runtime::plugin_host::{find_libraries, load};
+use monitor_sdk::translator::{Context, Translator};
 
 /// Run one translator on one profile, as `lcfg-monitor-test` did.
 #[derive(Debug, Parser)]
@@ -156,7 +156,7 @@ fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Resul
     let start = t.start_pass().map_err(|e| format!("start_pass: {e}"))?;
     start.check().map_err(|e| format!("start_pass output: {e}"))?;
     out!("\n## start_pass\n{}", start.render().trim_end());
-    let empty = monitor_core::profile::Component::default();
+    let empty = monitor_sdk::profile::Component::default();
     let comp = profile.component(component).unwrap_or(&empty);
     let mut ctx = Context::new(&profile.machine, component);
     let out = t

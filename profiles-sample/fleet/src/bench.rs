@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::{Assembly, Engine, find_profiles};
-use monitor_core::users::TomlUsers;
-use monitor_core::writer::OutputWriter;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_engine::{Assembly, Engine, find_profiles};
+use monitor_runtime::writer::OutputWriter;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -195,7 +195,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     )?;
 
     let t0 = Instant::now();
-    let check = monitor_core::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
+    let check = monitor_runtime::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
     let nagios_verify = t0.elapsed();
     Ok(Row {
         machines,

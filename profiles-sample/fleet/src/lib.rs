@@ -12,7 +12,7 @@ pub mod bench;
 pub mod generate;
 pub mod live;
 
-use monitor_core::translator::Translator;
+use monitor_sdk::translator::Translator;
 
 /// The built-in translators.
 pub fn translators() -> Vec<Box<dyn Translator>> {

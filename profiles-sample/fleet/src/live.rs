@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use monitor_core::base::BaseConfig;
-use monitor_core::engine::Engine;
-use monitor_core::guard::Inventory;
-use monitor_core::users::TomlUsers;
+use monitor_engine::Engine;
+use monitor_engine::base::BaseConfig;
+use monitor_engine::users::TomlUsers;
+use monitor_runtime::guard::Inventory;
 use serde::Serialize;
 
 use crate::generate::{Spec, profile};
@@ -169,7 +169,7 @@ pub fn run(spec: &Spec, fleet_dir: &Path, work: &Path, users: &Path, nagios: &Pa
     }
     let status_dat = v.join("status.dat");
     wait_for("Nagios to run", Duration::from_secs(300), || {
-        monitor_core::deploy::nagios_program_start(&status_dat).is_some()
+        monitor_runtime::deploy::nagios_program_start(&status_dat).is_some()
     })?;
     // Let Nagios settle (its first status file, the daemon's first results).
     std::thread::sleep(Duration::from_secs(3));

@@ -30,7 +30,7 @@
 //! - `nagios_event_handler` (optional): the event handler of `Apache`;
 //! - `nagios_depends` (optional): dependency tags that `Apache` depends on;
 //! - `nagios_escalations` (optional tag list): escalations, as read by
-//!   [`monitor_core::helpers::construct_escalation`]; they apply to `Apache` and to the
+//!   [`monitor_sdk::helpers::construct_escalation`]; they apply to `Apache` and to the
 //!   virtual host services their `escalation_services` name.
 //!
 //! It deliberately does not monitor virtual host aliases (`vhost_aliases`: they are
@@ -43,15 +43,15 @@
 
 use std::collections::HashMap;
 
-use monitor_core::helpers::{
+use monitor_sdk::helpers::{
     DEFAULT_SERVICE, create_dependency, event_handler, get_port, get_u32, handle_contacts, handle_dependencies,
     merge_escalation, resource_list,
 };
-use monitor_core::nagios::value::check_name;
-use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
-use monitor_core::names::CHECK_HTTP;
-use monitor_core::profile::{Component, NodeRef};
-use monitor_core::translator::{Context, TranslateError, Translator};
+use monitor_sdk::nagios::value::check_name;
+use monitor_sdk::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_sdk::names::CHECK_HTTP;
+use monitor_sdk::profile::{Component, NodeRef};
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The plain virtual host check command name.
 pub const CHECK_VHOST: &str = "mc-apacheconf-check-vhost";
@@ -281,6 +281,3 @@ impl Translator for Apacheconf {
         Ok(bundle)
     }
 }
-
-#[cfg(feature = "plugin")]
-monitor_core::export_translator!(Apacheconf);

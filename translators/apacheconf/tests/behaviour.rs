@@ -2,54 +2,27 @@
 
 use std::path::Path;
 
-use monitor_core::nagios::{Bundle, Object, ObjectKind, Value};
-use monitor_core::profile::{Component, Select, parse_profile, read_profile};
-use monitor_core::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
+use monitor_sdk::nagios::{Bundle, Object, ObjectKind, Value};
+use monitor_sdk::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
 use translator_apacheconf::{Apacheconf, listen_port};
 
-const MACHINE: &str = "h1.example.org";
+use monitor_sdk_test::MACHINE;
 
-/// Translate an `apacheconf` component whose resources are the XML `body`.
+/// Translate a `apacheconf` component whose resources are the XML `body`.
 fn translate(body: &str) -> (Result<Bundle, TranslateError>, Context) {
-    let xml = format!(
-        "<?xml version=\"1.0\"?><profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"><lcfg><components>\
-         <profile><node>h1</node><domain>example.org</domain></profile>\
-         <apacheconf>{body}</apacheconf>\
-         <nagios_client><components>apacheconf</components></nagios_client>\
-         </components></lcfg></profile>"
-    );
-    let profile = parse_profile(Path::new("t.xml"), xml.as_bytes(), Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, MACHINE);
-    let component = profile.component("apacheconf").unwrap();
-    let mut ctx = Context::new(&profile.machine, "apacheconf");
-    let result = Apacheconf.translate(&profile.machine, component, &mut ctx);
-    if let Ok(bundle) = &result {
-        bundle.check().unwrap();
-    }
-    (result, ctx)
+    monitor_sdk_test::translate_xml(&Apacheconf, body).into_parts()
 }
 
-/// Translate a flat `apacheconf` component (no vhosts: the tree of a flat component has
-/// no lists).
+/// Translate a flat `apacheconf` component.
 fn translate_flat(pairs: &[(&str, &str)]) -> (Result<Bundle, TranslateError>, Context) {
-    let component = Component::from_flat("apacheconf", pairs);
-    let mut ctx = Context::new(MACHINE, "apacheconf");
-    let result = Apacheconf.translate(MACHINE, &component, &mut ctx);
-    if let Ok(bundle) = &result {
-        bundle.check().unwrap();
-    }
-    (result, ctx)
+    monitor_sdk_test::translate_flat(&Apacheconf, pairs).into_parts()
 }
 
 /// Translate web1's `apacheconf` component.
 fn web1() -> (Bundle, Context) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles-sample/web1.xml");
-    let profile = read_profile(&path, Select::Monitoring).unwrap();
-    let component = profile.component("apacheconf").unwrap();
-    let mut ctx = Context::new(&profile.machine, "apacheconf");
-    let bundle = Apacheconf.translate(&profile.machine, component, &mut ctx).unwrap();
-    bundle.check().unwrap();
-    (bundle, ctx)
+    let (result, ctx) = monitor_sdk_test::translate_file(&Apacheconf, path).into_parts();
+    (result.unwrap(), ctx)
 }
 
 /// A `<listen>` tag list of `(tag, address)` entries.

@@ -2,7 +2,7 @@
 //! benchmark and the tests all take it from here. A plugin for the same component, once
 //! loaded, replaces its built-in translator.
 
-use monitor_core::translator::Translator;
+use monitor_sdk::translator::Translator;
 
 /// A fresh instance of every built-in translator.
 pub fn builtin() -> Vec<Box<dyn Translator>> {

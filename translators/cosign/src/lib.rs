@@ -38,7 +38,7 @@
 //! - `nagios_passive_identity` (optional, default `host/<machine>`): the identity that may
 //!   submit monsterd's passive results;
 //! - `nagios_escalations` (optional tag list): escalations, as read by
-//!   [`monitor_core::helpers::construct_escalation`], for any of the services above.
+//!   [`monitor_sdk::helpers::construct_escalation`], for any of the services above.
 //!
 //! It deliberately does not log in through the login page or check the CGI (it checks
 //! that the web server answers, not that a user can authenticate), does not read the
@@ -50,14 +50,14 @@
 
 use std::collections::BTreeSet;
 
-use monitor_core::helpers::{
+use monitor_sdk::helpers::{
     DEFAULT_SERVICE, get_port, get_u32, handle_contacts, handle_dependencies, merge_escalation, passive_service,
     resource_list,
 };
-use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
-use monitor_core::names::{CHECK_HTTP, CHECK_TCP_EXPECT};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_sdk::names::{CHECK_HTTP, CHECK_TCP_EXPECT};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The HTTPS check command name.
 pub const COSIGN_CHECK_HTTPS: &str = "mc-cosign-check-https";
@@ -248,6 +248,3 @@ impl Translator for Cosign {
         Ok(bundle)
     }
 }
-
-#[cfg(feature = "plugin")]
-monitor_core::export_translator!(Cosign);

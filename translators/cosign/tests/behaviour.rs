@@ -1,43 +1,19 @@
 //! Behaviour of the cosign translator on inline profiles.
 
-use std::path::Path;
-
-use monitor_core::nagios::{Bundle, Object, ObjectKind, Value};
-use monitor_core::profile::{Component, Select, parse_profile};
-use monitor_core::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
+use monitor_sdk::nagios::{Bundle, Object, ObjectKind, Value};
+use monitor_sdk::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
 use translator_cosign::{Cosign, login_host};
 
-const MACHINE: &str = "h1.example.org";
+use monitor_sdk_test::MACHINE;
 
 /// Translate a flat `cosign` component.
 fn translate_flat(pairs: &[(&str, &str)]) -> (Result<Bundle, TranslateError>, Context) {
-    let component = Component::from_flat("cosign", pairs);
-    let mut ctx = Context::new(MACHINE, "cosign");
-    let result = Cosign.translate(MACHINE, &component, &mut ctx);
-    if let Ok(bundle) = &result {
-        bundle.check().unwrap();
-    }
-    (result, ctx)
+    monitor_sdk_test::translate_flat(&Cosign, pairs).into_parts()
 }
 
 /// Translate a `cosign` component whose resources are the XML `body`.
 fn translate_xml(body: &str) -> (Result<Bundle, TranslateError>, Context) {
-    let xml = format!(
-        "<?xml version=\"1.0\"?><profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"><lcfg><components>\
-         <profile><node>h1</node><domain>example.org</domain></profile>\
-         <cosign>{body}</cosign>\
-         <nagios_client><components>cosign</components></nagios_client>\
-         </components></lcfg></profile>"
-    );
-    let profile = parse_profile(Path::new("t.xml"), xml.as_bytes(), Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, MACHINE);
-    let component = profile.component("cosign").unwrap();
-    let mut ctx = Context::new(&profile.machine, "cosign");
-    let result = Cosign.translate(&profile.machine, component, &mut ctx);
-    if let Ok(bundle) = &result {
-        bundle.check().unwrap();
-    }
-    (result, ctx)
+    monitor_sdk_test::translate_xml(&Cosign, body).into_parts()
 }
 
 /// (kind, service_description, rendered check_command) of every object, in order.

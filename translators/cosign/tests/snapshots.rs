@@ -1,9 +1,9 @@
 //! Snapshots of the cosign translator's output on the sample profiles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use monitor_core::profile::{Select, read_profile};
-use monitor_core::translator::{Context, Translator};
+use monitor_sdk::translator::Translator;
+use monitor_sdk_test::{insta, translate_file};
 use translator_cosign::Cosign;
 
 #[test]
@@ -15,15 +15,16 @@ fn start_pass_defines_https_check() {
 
 #[test]
 fn web1_replicated_server() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles-sample/web1.xml");
-    let profile = read_profile(&path, Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, "web1.example.org");
-    let component = profile.component("cosign").unwrap();
-    let mut ctx = Context::new(&profile.machine, "cosign");
-    let bundle = Cosign.translate(&profile.machine, component, &mut ctx).unwrap();
-    bundle.check().unwrap();
-    assert!(ctx.warnings().is_empty(), "unexpected warnings: {:?}", ctx.warnings());
-    let registrations: String = ctx.registrations().iter().map(|r| format!("{r}\n")).collect();
-    insta::assert_snapshot!("web1_translate", bundle.render());
-    insta::assert_snapshot!("web1_registrations", registrations);
+    let t = translate_file(&Cosign, sample("web1.xml"));
+    assert_eq!(t.machine, "web1.example.org");
+    assert_eq!(t.warnings(), "", "no warnings");
+    insta::assert_snapshot!("web1_translate", t.rendered());
+    insta::assert_snapshot!("web1_registrations", t.registrations());
+}
+
+/// A profile of the bundled samples.
+fn sample(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../profiles-sample")
+        .join(file)
 }

@@ -24,10 +24,10 @@
 //! the component's `nagios_escalations`, for each service, as the Perl translator's
 //! `constructEscalation` did.
 
-use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts, merge_escalation};
-use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
+use monitor_sdk::helpers::{DEFAULT_SERVICE, handle_contacts, merge_escalation};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The plain check command name.
 pub const CHECK_JABBER: &str = "mc-check-jabber";
@@ -142,6 +142,3 @@ impl Translator for Jabberd {
         Ok(bundle)
     }
 }
-
-#[cfg(feature = "plugin")]
-monitor_core::export_translator!(Jabberd);

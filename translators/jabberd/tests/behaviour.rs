@@ -1,29 +1,14 @@
 //! Behaviour of the jabberd translator on inline profiles.
 
-use std::path::Path;
-
-use monitor_core::nagios::{Bundle, Value};
-use monitor_core::profile::{Select, parse_profile};
-use monitor_core::translator::{Context, Registration, TranslateError, Translator};
+use monitor_sdk::nagios::{Bundle, Value};
+use monitor_sdk::translator::{Context, Registration, TranslateError, Translator};
 use translator_jabberd::{EXPECT_XML, Jabberd};
 
-const MACHINE: &str = "h1.example.org";
+use monitor_sdk_test::MACHINE;
 
 /// Translate a `jabberd` component whose resources are the XML `body`.
 fn translate(body: &str) -> (Result<Bundle, TranslateError>, Context) {
-    let xml = format!(
-        "<?xml version=\"1.0\"?><profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"><lcfg><components>\
-         <profile><node>h1</node><domain>example.org</domain></profile>\
-         <jabberd>{body}</jabberd>\
-         <nagios_client><components>jabberd</components></nagios_client>\
-         </components></lcfg></profile>"
-    );
-    let profile = parse_profile(Path::new("t.xml"), xml.as_bytes(), Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, MACHINE);
-    let component = profile.component("jabberd").unwrap();
-    let mut ctx = Context::new(&profile.machine, "jabberd");
-    let result = Jabberd.translate(&profile.machine, component, &mut ctx);
-    (result, ctx)
+    monitor_sdk_test::translate_xml(&Jabberd, body).into_parts()
 }
 
 /// (service_description, rendered check_command) of every object, in order.
@@ -205,22 +190,14 @@ fn start_pass_command_lines() {
 #[test]
 fn escalations_follow_each_service() {
     let xml = r#"<?xml version="1.0"?><profile xmlns:cfg="http://www.lcfg.org/namespace/profile-1.0"><lcfg><components><profile><node>h1</node><domain>example.org</domain></profile><jabberd><c2s_pemfile>/p.pem</c2s_pemfile><nagios_groups>jabber</nagios_groups><nagios_escalations cfg:template="escalation_first_$ escalation_groups_$ escalation_services_$"><nagios_escalations_RECORD cfg:name="ssl"><escalation_first>2</escalation_first><escalation_groups>oncall</escalation_groups><escalation_services>Jabber SSL</escalation_services></nagios_escalations_RECORD></nagios_escalations></jabberd><nagios_client><components>jabberd</components></nagios_client></components></lcfg></profile>"#;
-    let profile = monitor_core::profile::parse_profile(
-        std::path::Path::new("t.xml"),
-        xml.as_bytes(),
-        monitor_core::profile::Select::Monitoring,
-    )
-    .unwrap();
-    let mut ctx = monitor_core::translator::Context::new("h1.example.org", "jabberd");
-    let bundle = translator_jabberd::Jabberd
-        .translate("h1.example.org", profile.component("jabberd").unwrap(), &mut ctx)
-        .unwrap();
-    let kinds: Vec<(monitor_core::nagios::ObjectKind, Option<&str>)> = bundle
+    let t = monitor_sdk_test::translate_profile(&Jabberd, xml);
+    let bundle = t.bundle();
+    let kinds: Vec<(monitor_sdk::nagios::ObjectKind, Option<&str>)> = bundle
         .objects()
         .iter()
         .map(|o| (o.kind, o.get_str("service_description")))
         .collect();
-    use monitor_core::nagios::ObjectKind::*;
+    use monitor_sdk::nagios::ObjectKind::*;
     assert_eq!(
         kinds,
         [

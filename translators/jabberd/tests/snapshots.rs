@@ -1,9 +1,9 @@
 //! Snapshots of the jabberd translator's output on the sample profiles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use monitor_core::profile::{Select, read_profile};
-use monitor_core::translator::{Context, Translator};
+use monitor_sdk::translator::Translator;
+use monitor_sdk_test::{insta, translate_file};
 use translator_jabberd::Jabberd;
 
 #[test]
@@ -15,15 +15,16 @@ fn start_pass_defines_both_commands() {
 
 #[test]
 fn jabber1_plain_and_ssl() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles-sample/jabber1.xml");
-    let profile = read_profile(&path, Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, "jabber1.example.org");
-    let component = profile.component("jabberd").unwrap();
-    let mut ctx = Context::new(&profile.machine, "jabberd");
-    let bundle = Jabberd.translate(&profile.machine, component, &mut ctx).unwrap();
-    bundle.check().unwrap();
-    assert!(ctx.warnings().is_empty(), "unexpected warnings: {:?}", ctx.warnings());
-    let registrations: String = ctx.registrations().iter().map(|r| format!("{r}\n")).collect();
-    insta::assert_snapshot!("jabber1_translate", bundle.render());
-    insta::assert_snapshot!("jabber1_registrations", registrations);
+    let t = translate_file(&Jabberd, sample("jabber1.xml"));
+    assert_eq!(t.machine, "jabber1.example.org");
+    assert_eq!(t.warnings(), "", "no warnings");
+    insta::assert_snapshot!("jabber1_translate", t.rendered());
+    insta::assert_snapshot!("jabber1_registrations", t.registrations());
+}
+
+/// A profile of the bundled samples.
+fn sample(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../profiles-sample")
+        .join(file)
 }

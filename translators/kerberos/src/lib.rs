@@ -29,10 +29,10 @@
 //! are passed through as check command arguments; the SDK escapes them when written
 //! and refuses any that cannot be written safely.
 
-use monitor_core::helpers::{DEFAULT_SERVICE, get_u32, handle_contacts, handle_dependencies, merge_escalation};
-use monitor_core::nagios::{Bundle, CheckCommand, Command, Service};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
+use monitor_sdk::helpers::{DEFAULT_SERVICE, get_u32, handle_contacts, handle_dependencies, merge_escalation};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Command, Service};
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The `mc-check-kdc` command name (it runs the `check_kdc` plugin).
 pub const CHECK_KDC: &str = "mc-check-kdc";
@@ -111,6 +111,3 @@ impl Translator for Kerberos {
         merge_escalation(kdc, component)
     }
 }
-
-#[cfg(feature = "plugin")]
-monitor_core::export_translator!(Kerberos);

@@ -1,29 +1,14 @@
 //! Behaviour of the kerberos translator on inline profiles.
 
-use std::path::Path;
-
-use monitor_core::nagios::{Bundle, Value};
-use monitor_core::profile::{Select, parse_profile};
-use monitor_core::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
+use monitor_sdk::nagios::{Bundle, Value};
+use monitor_sdk::translator::{Context, Registration, ServiceRef, TranslateError, Translator};
 use translator_kerberos::Kerberos;
 
-const MACHINE: &str = "h1.example.org";
+use monitor_sdk_test::MACHINE;
 
 /// Translate a `kerberos` component whose resources are the XML `body`.
 fn translate(body: &str) -> (Result<Bundle, TranslateError>, Context) {
-    let xml = format!(
-        "<?xml version=\"1.0\"?><profile xmlns:cfg=\"http://www.lcfg.org/namespace/profile-1.0\"><lcfg><components>\
-         <profile><node>h1</node><domain>example.org</domain></profile>\
-         <kerberos>{body}</kerberos>\
-         <nagios_client><components>kerberos</components></nagios_client>\
-         </components></lcfg></profile>"
-    );
-    let profile = parse_profile(Path::new("t.xml"), xml.as_bytes(), Select::Monitoring).unwrap();
-    assert_eq!(profile.machine, MACHINE);
-    let component = profile.component("kerberos").unwrap();
-    let mut ctx = Context::new(&profile.machine, "kerberos");
-    let result = Kerberos.translate(&profile.machine, component, &mut ctx);
-    (result, ctx)
+    monitor_sdk_test::translate_xml(&Kerberos, body).into_parts()
 }
 
 fn check_command(bundle: &Bundle) -> String {
@@ -254,7 +239,7 @@ fn escalations_follow_the_kdc_service() {
     let bundle = result.unwrap();
     assert_eq!(bundle.len(), 2);
     let e = &bundle.objects()[1];
-    assert_eq!(e.kind, monitor_core::nagios::ObjectKind::ServiceEscalation);
+    assert_eq!(e.kind, monitor_sdk::nagios::ObjectKind::ServiceEscalation);
     assert_eq!(e.get_str("service_description"), Some("Kerberos KDC"));
     assert_eq!(e.get_str("first_notification"), Some("2"));
     assert_eq!(e.get_str("last_notification"), Some("5"));

@@ -1,25 +1,17 @@
 //! Snapshots of the kerberos translator's output on the sample profiles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use monitor_core::profile::{Select, read_profile};
-use monitor_core::translator::{Context, Translator};
+use monitor_sdk::translator::Translator;
+use monitor_sdk_test::{insta, translate_file};
 use translator_kerberos::Kerberos;
 
 /// Translate the `kerberos` component of a sample profile; return the machine name,
 /// the rendered bundle and the registrations, one per line.
 fn translate_sample(file: &str) -> (String, String, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../profiles-sample")
-        .join(file);
-    let profile = read_profile(&path, Select::Monitoring).unwrap();
-    let component = profile.component("kerberos").unwrap();
-    let mut ctx = Context::new(&profile.machine, "kerberos");
-    let bundle = Kerberos.translate(&profile.machine, component, &mut ctx).unwrap();
-    bundle.check().unwrap();
-    assert!(ctx.warnings().is_empty(), "unexpected warnings: {:?}", ctx.warnings());
-    let registrations: String = ctx.registrations().iter().map(|r| format!("{r}\n")).collect();
-    (profile.machine.clone(), bundle.render(), registrations)
+    let t = translate_file(&Kerberos, sample(file));
+    assert_eq!(t.warnings(), "", "no warnings");
+    (t.machine.clone(), t.rendered(), t.registrations())
 }
 
 #[test]
@@ -43,4 +35,11 @@ fn jabber1_slave() {
     assert_eq!(machine, "jabber1.example.org");
     insta::assert_snapshot!("jabber1_translate", rendered);
     insta::assert_snapshot!("jabber1_registrations", registrations);
+}
+
+/// A profile of the bundled samples.
+fn sample(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../profiles-sample")
+        .join(file)
 }

@@ -2,8 +2,8 @@
 //! the host's refusal can be tested. It exports only the declaration: the host must
 //! refuse it before looking any further.
 
-use monitor_core::plugin::abi::{Declaration, MAGIC};
-use monitor_core::plugin::protocol::PROTOCOL_VERSION;
+use monitor_sdk::plugin::abi::{Declaration, MAGIC};
+use monitor_sdk::plugin::protocol::PROTOCOL_VERSION;
 
 /// The declaration, with a future ABI version.
 #[unsafe(no_mangle)]

@@ -6,11 +6,11 @@
 //!   `nagios -v` rejects;
 //! - `inject*`: fails with an error text that tries to inject an external command.
 
-use monitor_core::base::CHECK_TCP;
-use monitor_core::helpers::{DEFAULT_SERVICE, handle_contacts};
-use monitor_core::nagios::{Bundle, CheckCommand, Service};
-use monitor_core::profile::Component;
-use monitor_core::translator::{Context, TranslateError, Translator};
+use monitor_sdk::helpers::{DEFAULT_SERVICE, handle_contacts};
+use monitor_sdk::nagios::{Bundle, CheckCommand, Service};
+use monitor_sdk::names::CHECK_TCP;
+use monitor_sdk::profile::Component;
+use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The flavour this build was made with.
 pub const FLAVOUR: &str = if cfg!(feature = "v2") { "v2" } else { "v1" };
@@ -51,5 +51,4 @@ impl Translator for Flaky {
     }
 }
 
-#[cfg(feature = "plugin")]
-monitor_core::export_translator!(Flaky);
+monitor_sdk::export_translator!(Flaky);
