@@ -14,6 +14,10 @@ use monitor_sdk::translator::Translator;
 #[doc = include_str!("../../docs/translator-guide.md")]
 pub mod translator_guide {}
 
+/// README.md, whose translator example is a doctest too.
+#[doc = include_str!("../../README.md")]
+pub mod readme {}
+
 /// The repository's `profiles-sample/` directory.
 pub fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles-sample")

@@ -4,46 +4,36 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use monitor_sdk::helpers::DEFAULT_HOST;
 use monitor_sdk::nagios::{Bundle, Host, ObjectKind};
+use rayon::prelude::*;
 
-use crate::base::{base_definitions, site_definitions};
-use crate::cache::{MachineRecord, Translated};
+use crate::base::{BaseConfig, base_definitions, site_definitions};
+use crate::cache::{FragmentCache, MachineRecord};
 use crate::checks::Definitions;
 use crate::incremental;
-use crate::layout::*;
+use crate::kept::{CLUSTER_SOURCE, Kept, Machines, Managed, Part, PassLevel, fragment_source, registered_of};
+use crate::layout::Output;
 use crate::managers::dependencies::Explicit;
-use crate::managers::{Finding, Registered, ServiceIndex, clusters, dependencies, passive, users};
-use crate::pass::*;
-use crate::report::*;
-use crate::source::*;
+use crate::managers::{Finding, ServiceIndex, clusters, dependencies, passive, users};
+use crate::registry::Registry;
+use crate::render::render_output;
+use crate::report::{PassReport, Phases, Problem};
+use crate::source::path_names_machine;
 
-/// The managers' output on the fragments that will be written.
-pub(crate) struct Managed {
-    pub(crate) users: users::UsersOutput,
-    pub(crate) clusters: clusters::ClusterOutput,
-    pub(crate) dependencies: dependencies::DependencyOutput,
-    pub(crate) passive: passive::PassiveOutput,
-    /// The translators' own service dependencies, for the incremental state.
-    pub(crate) explicit: Vec<Explicit>,
-    /// The managers' warnings, which the incremental path reports again.
-    pub(crate) warnings: Vec<Problem>,
+/// What a full assembly reads of the engine: its cache, translators and settings, and the
+/// record of which file owns each machine (the one state it updates).
+pub(crate) struct Assembler<'a> {
+    pub(crate) cache: &'a FragmentCache,
+    pub(crate) registry: &'a Registry,
+    pub(crate) base: &'a BaseConfig,
+    pub(crate) owners: &'a std::sync::Mutex<BTreeMap<String, PathBuf>>,
+    pub(crate) bind_paths: bool,
+    pub(crate) status_services: bool,
+    pub(crate) incremental: bool,
 }
 
-/// What every machine's fragments are checked against: the base, the site's objects and
-/// the translators' pass-level output.
-pub(crate) struct PassLevel {
-    pub(crate) base: Bundle,
-    pub(crate) start: Vec<(String, Bundle)>,
-    pub(crate) finish: Vec<(String, Bundle)>,
-}
-
-/// Each monitored machine of the pass, by name, with the one file that owns it.
-pub(crate) type Machines<'a> = BTreeMap<&'a str, (&'a Path, &'a MachineRecord)>;
-
-impl Engine {
+impl Assembler<'_> {
     /// The full assembly, in its phases: [`claim_machines`](Self::claim_machines),
     /// [`define_pass_level`](Self::define_pass_level),
     /// [`keep_fragments`](Self::keep_fragments), [`run_managers`], then
@@ -66,7 +56,16 @@ impl Engine {
         phase.mark("define");
         let managed = run_managers(&mut kept, &mut defs, &machines, contacts, report, &mut phase);
         phase.mark("managers");
-        let (files_out, outs) = self.render_output(&machines, &kept, &defs, &level, &managed, report, &mut phase);
+        let (files_out, outs) = render_output(
+            self.status_services,
+            &machines,
+            &kept,
+            &defs,
+            &level,
+            &managed,
+            report,
+            &mut phase,
+        );
         phase.mark("render");
         let PassLevel {
             base,
@@ -156,12 +155,12 @@ impl Engine {
         finish: Vec<(String, Bundle)>,
         report: &mut PassReport,
     ) -> (PassLevel, Definitions) {
-        let base = base_definitions(&self.base);
+        let base = base_definitions(self.base);
         let mut defs = Definitions::default();
         if let Err(e) = defs.define(&base, "the base definitions") {
             report.errors.push(Problem::new(e));
         }
-        for (kind, name, template) in site_definitions(&self.base) {
+        for (kind, name, template) in site_definitions(self.base) {
             defs.define_external(kind, &name, template, "the site (site_objects)");
         }
         let start_ok = accept_pass_output(&mut defs, start, "start_pass", report);
@@ -201,7 +200,7 @@ impl Engine {
             }
             for c in &rec.components {
                 if c.translator.is_some()
-                    && let Some(reason) = self.unavailable_reason(&c.component)
+                    && let Some(reason) = self.registry.unavailable_reason(&c.component)
                 {
                     report.errors.push(
                         Problem::new(format!(
@@ -422,13 +421,6 @@ pub(crate) fn run_managers<'a>(
     }
 }
 
-pub(crate) struct Part<'a> {
-    pub(crate) component: &'a str,
-    pub(crate) translated: &'a Translated,
-}
-
-pub(crate) type Kept<'a> = BTreeMap<&'a str, (&'a Path, Vec<Part<'a>>)>;
-
 /// Two or more files claim `machine`. Its owner in the last assembly keeps it; failing
 /// that, the one file whose path names the machine (see [`path_names_machine`]); failing
 /// that, nobody, until one claim remains. Every claimant gets an error, and so the
@@ -479,24 +471,6 @@ pub(crate) fn resolve_claims<'a>(
     chosen
 }
 
-/// Who defined a fragment's objects, as `Definitions` records it: the same string when a
-/// fragment is defined and when it is left out again.
-pub(crate) fn fragment_source(component: &str, machine: &str) -> String {
-    format!("{component} on {machine}")
-}
-
-pub(crate) fn registered_of<'a>(kept: &'a Kept<'_>) -> Vec<Registered<'a>> {
-    kept.iter()
-        .flat_map(|(m, (_, parts))| {
-            parts.iter().map(move |p| Registered {
-                machine: m,
-                component: p.component,
-                registrations: &p.translated.registrations,
-            })
-        })
-        .collect()
-}
-
 /// Check and define translators' `start_pass` or `finish_pass` output; a bundle that fails
 /// is left out with an error for its translator.
 pub(crate) fn accept_pass_output(
@@ -520,6 +494,3 @@ pub(crate) fn accept_pass_output(
     }
     ok
 }
-
-/// The source name of the cluster manager's definitions.
-pub(crate) const CLUSTER_SOURCE: &str = "the cluster manager";

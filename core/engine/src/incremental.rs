@@ -22,24 +22,23 @@
 //! reference checks are unchanged; the machine's own text is rendered by the same
 //! function the full assembly uses, and only its shard file is rebuilt.
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use monitor_sdk::nagios::Bundle;
 use monitor_sdk::translator::{Registration, ServiceRef};
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::assemble::*;
-use crate::cache::{Entry, MachineRecord};
-use crate::checks::Definitions;
-use crate::checks::{DefKey, definition_key, service_references};
-use crate::layout::*;
-use crate::managers::Registered;
-use crate::managers::SERVICE_DIRECTIVES_READ;
+use crate::cache::{Entry, FragmentCache, MachineRecord};
+use crate::checks::{DefKey, Definitions, definition_key, service_references};
+use crate::kept::CLUSTER_SOURCE;
+use crate::kept::{Part, fragment_source};
+use crate::layout::{HEADER, MACHINE_SHARDS, Output, shard_file};
 use crate::managers::dependencies::Explicit;
-use crate::pass::*;
-use crate::render::*;
-use crate::report::*;
+use crate::managers::{Registered, SERVICE_DIRECTIVES_READ};
+use crate::registry::Registry;
+use crate::render::{MachineOut, render_machine};
+use crate::report::{PassReport, Problem};
 
 /// What the incremental path keeps from an assembly without errors.
 pub(crate) struct DeltaState {
@@ -164,13 +163,13 @@ fn count_references(refs: &mut FxHashMap<ServiceKey, u32>, bundle: &Bundle, add:
 
 /// A machine record the patch can take: parsed, with no error, every served
 /// component translated with its translator available now.
-fn clean_record<'a>(engine: &Engine, entry: &'a Entry) -> Option<&'a MachineRecord> {
+fn clean_record<'a>(p: &Patcher<'_>, entry: &'a Entry) -> Option<&'a MachineRecord> {
     let rec = entry.record.as_ref().filter(|_| entry.profile_error.is_none())?;
     rec.components
         .iter()
         .all(|c| {
             c.translator.is_none()
-                || (c.error.is_none() && c.good.is_some() && engine.unavailable_reason(&c.component).is_none())
+                || (c.error.is_none() && c.good.is_some() && p.registry.unavailable_reason(&c.component).is_none())
         })
         .then_some(rec)
 }
@@ -266,7 +265,14 @@ struct Change<'a> {
 
 type Services<'a> = FxHashMap<(&'a str, &'a str), &'a monitor_sdk::nagios::Object>;
 
-impl Engine {
+/// What patching an assembly reads of the engine.
+pub(crate) struct Patcher<'a> {
+    pub(crate) cache: &'a FragmentCache,
+    pub(crate) registry: &'a Registry,
+    pub(crate) status_services: bool,
+}
+
+impl Patcher<'_> {
     /// Patch `last` with the fresh entries of this pass (file, entry it replaced). An error
     /// (why) when the patch cannot be shown to equal a full assembly; `last` is then spent.
     pub(crate) fn patch(
@@ -392,7 +398,7 @@ impl Engine {
         let mut dirty = BTreeSet::new();
         let mut listed = false;
         for c in &work {
-            let out = self.render_machine(c.machine, c.file, c.rec, &c.new, &state.defs);
+            let out = render_machine(self.status_services, c.machine, c.file, c.rec, &c.new, &state.defs);
             if !out.errors.is_empty() {
                 return Err("the engine's own objects for a machine are unsafe");
             }
@@ -425,4 +431,14 @@ impl Engine {
         );
         Ok(last)
     }
+}
+
+/// The last assembly, and what the next pass needs to reuse or patch it.
+pub(crate) struct LastPass {
+    pub(crate) fingerprint: blake3::Hash,
+    pub(crate) output: Output,
+    pub(crate) report: PassReport,
+    /// What the incremental path needs to patch this assembly; only kept for an
+    /// assembly without errors.
+    pub(crate) delta: Option<DeltaState>,
 }

@@ -2,16 +2,15 @@
 //! translate its monitored components, while the bytes are hot.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lcfg_profile::{Select, parse_profile};
 use monitor_sdk::translator::{Context, TranslateError};
 
 use crate::cache::{ComponentRecord, Entry, FileStat, FragmentCache, MachineRecord, Translated};
-use crate::pass::*;
-use crate::registry::*;
-use crate::source::*;
+use crate::registry::{Registry, guarded};
+use crate::source::with_file_bytes;
 
 /// What reading one file found.
 pub(crate) enum Processed {
@@ -23,14 +22,24 @@ pub(crate) enum Processed {
     Fresh(Entry),
 }
 
-impl Engine {
+/// What reading a profile needs of the engine: its cache, its translators, the files it
+/// must not open, and the pass's counters.
+pub(crate) struct Ingest<'a> {
+    pub(crate) cache: &'a FragmentCache,
+    pub(crate) registry: &'a Registry,
+    pub(crate) not_read: &'a rustc_hash::FxHashSet<PathBuf>,
+    pub(crate) parsed: &'a AtomicUsize,
+    pub(crate) translated: &'a AtomicUsize,
+}
+
+impl Ingest<'_> {
     /// Call `notify_unchanged` for a machine whose cached entry is reused (on the
     /// reading thread: like `translate`, it runs for several machines at once).
     pub(crate) fn notify_unchanged(&self, entry: &Entry) {
         let Some(rec) = &entry.record else { return };
         for c in &rec.components {
-            if let Some(&i) = self.by_component.get(&c.component) {
-                let t = &self.slots[i].translator;
+            if let Some(&i) = self.registry.by_component.get(&c.component) {
+                let t = &self.registry.slots[i].translator;
                 let _ = guarded(|| {
                     t.notify_unchanged(&rec.machine);
                     Ok(())
@@ -58,7 +67,7 @@ impl Engine {
         // The cheap change test: same size, times and inode as when last read.
         if let (Some(p), Some(st)) = (previous, stat)
             && p.stat == Some(st)
-            && FragmentCache::reusable(p, &p.hash, |c| self.record_current(c))
+            && FragmentCache::reusable(p, &p.hash, |c| self.registry.record_current(c))
         {
             self.notify_unchanged(p);
             return Processed::Reuse;
@@ -66,7 +75,7 @@ impl Engine {
         // Hash and parse while the bytes are hot, in this one read.
         let read = with_file_bytes(file, |raw| {
             let hash = *blake3::hash(raw).as_bytes();
-            if previous.is_some_and(|p| FragmentCache::reusable(p, &hash, |c| self.record_current(c))) {
+            if previous.is_some_and(|p| FragmentCache::reusable(p, &hash, |c| self.registry.record_current(c))) {
                 return (hash, None);
             }
             self.parsed.fetch_add(1, Ordering::Relaxed);
@@ -124,17 +133,18 @@ impl Engine {
             }
             let previous_record = old.and_then(|r| r.components.iter().find(|c| &c.component == name));
             if let Some(prev) = previous_record.filter(|p| p.translator.is_some())
-                && self.unavailable_reason(name).is_some()
-                && !self.uninstalled(name)
+                && self.registry.unavailable_reason(name).is_some()
+                && !self.registry.uninstalled(name)
             {
                 // The translator cannot run now: keep what it produced last time.
                 components.push(prev.clone());
                 continue;
             }
             let Some(&i) = self
+                .registry
                 .by_component
                 .get(name)
-                .filter(|_| !self.unavailable.contains_key(name))
+                .filter(|_| !self.registry.unavailable.contains_key(name))
             else {
                 components.push(ComponentRecord {
                     component: name.clone(),
@@ -144,7 +154,7 @@ impl Engine {
                 });
                 continue;
             };
-            let slot = &self.slots[i];
+            let slot = &self.registry.slots[i];
             let empty = lcfg_profile::Component::default();
             let comp = profile.component(name).unwrap_or(&empty);
             let mut ctx = Context::new(&profile.machine, name);

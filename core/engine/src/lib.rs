@@ -21,6 +21,7 @@ pub mod cache;
 pub mod checks;
 pub mod incremental;
 pub mod ingest;
+pub mod kept;
 pub mod layout;
 pub mod managers;
 pub mod pass;

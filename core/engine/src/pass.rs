@@ -5,35 +5,30 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rayon::prelude::*;
-
 use monitor_sdk::nagios::Bundle;
 use monitor_sdk::translator::Translator;
+use rayon::prelude::*;
 
+use crate::assemble::Assembler;
 use crate::base::BaseConfig;
 use crate::cache::{Entry, FragmentCache, TranslatorId};
-use crate::incremental;
-use crate::ingest::*;
-use crate::layout::*;
-use crate::registry::*;
-use crate::render::*;
-use crate::report::*;
-use crate::source::*;
+use crate::incremental::{LastPass, Patcher};
+use crate::ingest::{Ingest, Processed};
+use crate::registry::{Registry, guarded};
+use crate::render::{DeployService, NO_SERVICE, add_deploy_service};
+use crate::report::{Assembly, EngineError, Outcome, PassReport, PassResult, Phases, Problem};
+use crate::source::Listing;
 use crate::users::UserSource;
 
 /// The compile engine. Keep one alive across passes to benefit from its cache.
 pub struct Engine {
-    pub(crate) slots: Vec<Slot>,
-    pub(crate) by_component: rustc_hash::FxHashMap<String, usize>,
+    /// The translators, one per component.
+    pub(crate) registry: Registry,
     pub(crate) cache: FragmentCache,
     pub(crate) users: Box<dyn UserSource>,
     pub(crate) base: BaseConfig,
     pub(crate) parsed: AtomicUsize,
     pub(crate) translated: AtomicUsize,
-    /// Components whose translator cannot be used in this pass, and why.
-    pub(crate) unavailable: HashMap<String, String>,
-    /// Translator libraries that failed to load, reported on every pass until fixed.
-    pub(crate) broken_libraries: BTreeMap<PathBuf, String>,
     /// Add a passive `monitoring: <component>` service per machine and component.
     pub(crate) status_services: bool,
     /// The last assembly, reused when nothing it depends on changed.
@@ -54,29 +49,17 @@ pub struct Engine {
     pub(crate) full_because: Option<&'static str>,
 }
 
-pub(crate) struct LastPass {
-    pub(crate) fingerprint: blake3::Hash,
-    pub(crate) output: Output,
-    pub(crate) report: PassReport,
-    /// What the incremental path needs to patch this assembly; only kept for an
-    /// assembly without errors.
-    pub(crate) delta: Option<incremental::DeltaState>,
-}
-
 impl Engine {
     /// An engine with these translators (one per component; a later one for the same
     /// component replaces an earlier one, with a log line).
     pub fn new(translators: Vec<Box<dyn Translator>>, users: Box<dyn UserSource>, base: BaseConfig) -> Self {
         let mut engine = Engine {
-            slots: Vec::new(),
-            by_component: Default::default(),
+            registry: Registry::default(),
             cache: FragmentCache::default(),
             users,
             base,
             parsed: AtomicUsize::new(0),
             translated: AtomicUsize::new(0),
-            unavailable: HashMap::new(),
-            broken_libraries: BTreeMap::new(),
             status_services: false,
             last: None,
             incremental: true,
@@ -90,6 +73,44 @@ impl Engine {
             engine.add_translator(t, "builtin");
         }
         engine
+    }
+
+    /// Add (or replace) the translator for its component. `origin` is part of its
+    /// identity in the cache key.
+    pub fn add_translator(&mut self, translator: Box<dyn Translator>, origin: &str) {
+        self.registry.add_translator(translator, origin);
+    }
+
+    /// The identities of the loaded translators, sorted by component.
+    pub fn translators(&self) -> impl Iterator<Item = &TranslatorId> {
+        self.registry.translators()
+    }
+
+    /// Remove the translator of `component` (its library was removed or is broken). Its
+    /// machines keep their last good configuration, with an error, until one returns.
+    pub fn remove_translator(&mut self, component: &str) {
+        self.registry.remove_translator(component);
+    }
+
+    /// Install a translator loaded from the plugin library at `library`, whose content
+    /// digest is `digest`. It replaces a built-in translator of the same component
+    /// (installing a package is an explicit choice); the replacement is logged.
+    pub fn add_library_translator(&mut self, translator: Box<dyn Translator>, library: &std::path::Path, digest: &str) {
+        self.registry.add_library_translator(translator, library, digest);
+    }
+
+    /// Record a library that failed to load: it is reported on every pass until it
+    /// loads, and the machines of its component keep their last good configuration.
+    pub fn note_broken_library(&mut self, path: &std::path::Path, reason: &str) {
+        self.registry.note_broken_library(path, reason);
+    }
+
+    /// A translator library is gone from disk (its package was uninstalled): forget it
+    /// as broken, and remove the translator it provided. Returns that translator's
+    /// component. Its machines lose that component's services on the next pass (no
+    /// translator serves it any more), which the daemon's removal guard sees and names.
+    pub fn library_removed(&mut self, path: &std::path::Path) -> Option<String> {
+        self.registry.library_removed(path)
     }
 
     /// The cache (for persistence).
@@ -186,7 +207,7 @@ impl Engine {
                 c.name
             )));
         }
-        for reason in self.broken_libraries.values() {
+        for reason in self.registry.broken_libraries.values() {
             report
                 .errors
                 .push(Problem::new(format!("broken translator library: {reason}")));
@@ -194,9 +215,9 @@ impl Engine {
         // start_pass, in component order. A translator that fails here sits this pass
         // out: its machines keep their last good configuration, and its last good
         // start_pass output stands.
-        self.unavailable.clear();
+        self.registry.unavailable.clear();
         let mut start = Vec::new();
-        for slot in &mut self.slots {
+        for slot in &mut self.registry.slots {
             let comp = slot.id.component.clone();
             let reason = match &slot.broken {
                 Some(reason) => reason.clone(),
@@ -209,7 +230,7 @@ impl Engine {
                     Err(e) => slot.failed(format!("start_pass failed: {e}")),
                 },
             };
-            self.unavailable.insert(comp, reason);
+            self.registry.unavailable.insert(comp, reason);
         }
         // Translators that are unavailable, or whose library is gone while machines still
         // carry their output: their last good pass-level output stands.
@@ -219,7 +240,7 @@ impl Engine {
             .cache
             .pass_outputs
             .keys()
-            .any(|c| !self.by_component.contains_key(c));
+            .any(|c| !self.registry.by_component.contains_key(c));
         let referenced: BTreeSet<&str> = if gone {
             self.cache
                 .entries
@@ -240,8 +261,8 @@ impl Engine {
             .pass_outputs
             .keys()
             .filter(|c| {
-                self.unavailable.contains_key(*c)
-                    || (!self.by_component.contains_key(*c) && referenced.contains(c.as_str()))
+                self.registry.unavailable.contains_key(*c)
+                    || (!self.registry.by_component.contains_key(*c) && referenced.contains(c.as_str()))
             })
             .cloned()
             .collect();
@@ -259,11 +280,17 @@ impl Engine {
 
         // Read, hash, and (for changed files) parse and translate, in parallel.
         phase.mark("start_pass");
-        let this = &*self;
+        let ingest = Ingest {
+            cache: &self.cache,
+            registry: &self.registry,
+            not_read: &self.not_read,
+            parsed: &self.parsed,
+            translated: &self.translated,
+        };
         let fresh: Vec<(usize, Processed)> = files
             .par_iter()
             .enumerate()
-            .map(|(i, file)| (i, this.process_file(file)))
+            .map(|(i, file)| (i, ingest.process_file(file)))
             .collect();
         let mut hits = vec![false; files.len()];
         let mut changed_files = Vec::new();
@@ -305,9 +332,9 @@ impl Engine {
 
         phase.mark("forget removed");
         let mut finish = Vec::new();
-        for slot in &mut self.slots {
+        for slot in &mut self.registry.slots {
             let comp = slot.id.component.clone();
-            if self.unavailable.contains_key(&comp) {
+            if self.registry.unavailable.contains_key(&comp) {
                 continue;
             }
             match guarded(|| slot.translator.finish_pass()) {
@@ -338,7 +365,13 @@ impl Engine {
         self.full_because = None;
         let patched = match self.last.take() {
             Some(last) if same_inputs && fresh_entries.is_empty() => Some((last, Assembly::Reused)),
-            Some(last) if same_inputs && report.errors.is_empty() => match self.patch(last, &fresh_entries) {
+            Some(last) if same_inputs && report.errors.is_empty() => match (Patcher {
+                cache: &self.cache,
+                registry: &self.registry,
+                status_services: self.status_services,
+            })
+            .patch(last, &fresh_entries)
+            {
                 Ok(last) => Some((last, Assembly::Incremental)),
                 Err(why) => {
                     tracing::debug!(why, "assembling in full");
@@ -377,7 +410,16 @@ impl Engine {
                 output
             }
             None => {
-                let (output, delta) = self.assemble(&files, start, finish, &contacts, &mut report);
+                let assembler = Assembler {
+                    cache: &self.cache,
+                    registry: &self.registry,
+                    base: &self.base,
+                    owners: &self.owners,
+                    bind_paths: self.bind_paths,
+                    status_services: self.status_services,
+                    incremental: self.incremental,
+                };
+                let (output, delta) = assembler.assemble(&files, start, finish, &contacts, &mut report);
                 report.assembly = Assembly::Full;
                 self.last = Some(LastPass {
                     fingerprint,
@@ -391,7 +433,7 @@ impl Engine {
         phase.mark("assemble");
         let mut output = output;
         if let Some(d) = &self.deploy_service {
-            self.add_deploy_service(d, &contacts, &mut output, &mut report);
+            add_deploy_service(d, &contacts, &mut output, &mut report);
         }
         // Nagios refuses to start on an output without a service: say so before it does.
         if report.services == 0 {
@@ -422,7 +464,7 @@ impl Engine {
             h.update(&[0]);
         }
         let ids: Vec<&TranslatorId> = self.translators().collect();
-        let mut unavailable: Vec<(&String, &String)> = self.unavailable.iter().collect();
+        let mut unavailable: Vec<(&String, &String)> = self.registry.unavailable.iter().collect();
         unavailable.sort();
         // Contact names are the users file's keys, not serialised with the contacts.
         let names: Vec<&str> = contacts.iter().map(|c| c.name.as_str()).collect();
@@ -433,7 +475,7 @@ impl Engine {
             names,
             ids,
             unavailable,
-            &self.broken_libraries,
+            &self.registry.broken_libraries,
             self.status_services,
             &self.base,
         );

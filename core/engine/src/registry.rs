@@ -1,13 +1,13 @@
 //! The translators of a pass: one per component, each with its identity (the cache key),
 //! its failure count, and the libraries that failed to load.
 
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use monitor_sdk::translator::{TranslateError, Translator};
 
 use crate::cache::{ComponentRecord, TranslatorId};
-use crate::pass::*;
 
 pub(crate) struct Slot {
     pub(crate) translator: Box<dyn Translator>,
@@ -37,10 +37,23 @@ impl Slot {
 /// marked broken until it is replaced (a new library, or a restart).
 pub const MAX_FAILURES: u32 = 3;
 
-impl Engine {
+/// The translators of an engine: one slot per component, sorted by component (the
+/// `start_pass`/`finish_pass` order), the components unavailable in this pass, and the
+/// libraries that failed to load.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) by_component: rustc_hash::FxHashMap<String, usize>,
+    /// Components whose translator cannot be used in this pass, and why.
+    pub(crate) unavailable: HashMap<String, String>,
+    /// Translator libraries that failed to load, reported on every pass until fixed.
+    pub(crate) broken_libraries: BTreeMap<PathBuf, String>,
+}
+
+impl Registry {
     /// Add (or replace) the translator for its component. `origin` is part of its
     /// identity in the cache key.
-    pub fn add_translator(&mut self, translator: Box<dyn Translator>, origin: &str) {
+    pub(crate) fn add_translator(&mut self, translator: Box<dyn Translator>, origin: &str) {
         let id = TranslatorId {
             component: translator.component().to_string(),
             version: translator.version().to_string(),
@@ -74,13 +87,13 @@ impl Engine {
     }
 
     /// The identities of the loaded translators, sorted by component.
-    pub fn translators(&self) -> impl Iterator<Item = &TranslatorId> {
+    pub(crate) fn translators(&self) -> impl Iterator<Item = &TranslatorId> {
         self.slots.iter().map(|s| &s.id)
     }
 
     /// Remove the translator of `component` (its library was removed or is broken). Its
     /// machines keep their last good configuration, with an error, until one returns.
-    pub fn remove_translator(&mut self, component: &str) {
+    pub(crate) fn remove_translator(&mut self, component: &str) {
         self.slots.retain(|s| s.id.component != component);
         self.reindex();
     }
@@ -88,7 +101,7 @@ impl Engine {
     /// Install a translator loaded from the plugin library at `library`, whose content
     /// digest is `digest`. It replaces a built-in translator of the same component
     /// (installing a package is an explicit choice); the replacement is logged.
-    pub fn add_library_translator(&mut self, translator: Box<dyn Translator>, library: &Path, digest: &str) {
+    pub(crate) fn add_library_translator(&mut self, translator: Box<dyn Translator>, library: &Path, digest: &str) {
         self.broken_libraries.remove(library);
         if let Some(&i) = self.by_component.get(translator.component()) {
             tracing::info!(
@@ -104,7 +117,7 @@ impl Engine {
 
     /// Record a library that failed to load: it is reported on every pass until it
     /// loads, and the machines of its component keep their last good configuration.
-    pub fn note_broken_library(&mut self, path: &Path, reason: &str) {
+    pub(crate) fn note_broken_library(&mut self, path: &Path, reason: &str) {
         self.broken_libraries.insert(path.to_path_buf(), reason.to_string());
     }
 
@@ -112,7 +125,7 @@ impl Engine {
     /// as broken, and remove the translator it provided. Returns that translator's
     /// component. Its machines lose that component's services on the next pass (no
     /// translator serves it any more), which the daemon's removal guard sees and names.
-    pub fn library_removed(&mut self, path: &Path) -> Option<String> {
+    pub(crate) fn library_removed(&mut self, path: &Path) -> Option<String> {
         self.broken_libraries.remove(path);
         let prefix = format!("plugin {} ", path.display());
         let component = self

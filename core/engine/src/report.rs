@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::layout::*;
+use crate::layout::Output;
 use crate::users::UsersError;
 
 /// A failure that stops the whole pass (nothing is written).
