@@ -4,10 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use monitor_engine::base::BaseConfig;
 use monitor_runtime::deploy::{DeployPoint, Reload};
 use monitor_runtime::guard::RemovalPolicy;
+use monitor_runtime::plugin_host::PluginSet;
+use monitor_runtime::worker::WorkerSettings;
 use serde::Deserialize;
 
 /// Everything the daemon needs, after the file and the flags are merged.
@@ -100,6 +103,52 @@ pub struct Settings {
     /// `nagios_user` (`root`: the daemon's own user).
     #[serde(default)]
     pub validate_user: Option<String>,
+    /// How plugin libraries are run: the `[plugins]` table (docs/daemon.md).
+    #[serde(default)]
+    pub plugins: PluginSettings,
+}
+
+/// Where plugin libraries run.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In worker processes of their own (the default): a crash ends a worker, not the
+    /// daemon.
+    #[default]
+    Worker,
+    /// In the daemon's own process: faster to start, and a crash ends the daemon.
+    InProcess,
+}
+
+/// The `[plugins]` table: how plugin libraries run, and the limits of their workers.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// `"worker"` (default) or `"in-process"`.
+    pub isolation: Isolation,
+    /// Worker processes per library.
+    pub workers: usize,
+    /// Seconds one `translate` (or the batch of `notify_unchanged`) may take.
+    pub call_timeout_seconds: u64,
+    /// Seconds loading, `start_pass` or `finish_pass` may take.
+    pub pass_timeout_seconds: u64,
+    /// Each worker's address-space limit in MiB (0: none).
+    pub memory_mb: u64,
+    /// CPU seconds one call may use (0: none).
+    pub cpu_seconds: u64,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        PluginSettings {
+            isolation: Isolation::Worker,
+            workers: 2,
+            call_timeout_seconds: 30,
+            pass_timeout_seconds: 120,
+            memory_mb: 2048,
+            cpu_seconds: 60,
+        }
+    }
 }
 
 fn default_self_host() -> String {
@@ -302,6 +351,31 @@ pub fn base_config(
 
 impl Settings {
     /// The state directory used when the configuration does not name one.
+    /// The plugin libraries of `dirs`, run as `[plugins]` says; content-addressed copies
+    /// go to `copy_dir`. Workers are this program, started again as workers.
+    pub fn plugin_set(&self, dirs: Vec<PathBuf>, copy_dir: PathBuf) -> Result<PluginSet, String> {
+        let p = &self.plugins;
+        Ok(match p.isolation {
+            Isolation::InProcess => PluginSet::new(dirs, copy_dir),
+            Isolation::Worker => {
+                let program = std::env::current_exe()
+                    .map_err(|e| format!("cannot find this program to start plugin workers: {e}"))?;
+                PluginSet::with_workers(
+                    dirs,
+                    WorkerSettings {
+                        program,
+                        copy_dir,
+                        workers: p.workers.max(1),
+                        call_timeout: Duration::from_secs(p.call_timeout_seconds.max(1)),
+                        pass_timeout: Duration::from_secs(p.pass_timeout_seconds.max(1)),
+                        memory_mb: p.memory_mb,
+                        cpu_seconds: p.cpu_seconds,
+                    },
+                )
+            }
+        })
+    }
+
     pub fn default_state_dir() -> PathBuf {
         default_state_dir()
     }

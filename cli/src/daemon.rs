@@ -304,7 +304,7 @@ impl Daemon {
         let (store, cache, cache_problem) = open_store(&settings);
         let mut engine = make_engine(&settings);
         engine.set_cache(cache);
-        let plugins = PluginSet::new(settings.translators.clone(), settings.state_dir.join("plugins"));
+        let plugins = settings.plugin_set(settings.translators.clone(), settings.state_dir.join("plugins"))?;
         deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
         let status_file = settings.nagios_status_file();
         let nagios_start = status_file.as_deref().and_then(deploy::nagios_program_start);
@@ -409,7 +409,7 @@ impl Daemon {
         };
         self.engine = make_engine(&settings);
         self.engine.set_cache(cache);
-        self.plugins = PluginSet::new(settings.translators.clone(), settings.state_dir.join("plugins"));
+        self.plugins = settings.plugin_set(settings.translators.clone(), settings.state_dir.join("plugins"))?;
         if settings.output != self.settings.output {
             self.live_inventory = None;
         }

@@ -6,10 +6,10 @@
 pub mod config;
 pub mod daemon;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use monitor_engine::{Engine, PassReport};
-use monitor_runtime::plugin_host::{AddPlugin, DEFAULT_TRANSLATOR_DIR, PluginSet};
+use monitor_runtime::plugin_host::{AddPlugin, AddWorkerPlugin, BrokenLibrary, DEFAULT_TRANSLATOR_DIR, PluginSet};
 use monitor_sdk::translator::Translator;
 
 /// The translators compiled into the binaries, one per component.
@@ -100,21 +100,25 @@ pub fn refresh_plugins(set: &mut PluginSet, engine: &mut Engine) {
     for p in refresh.loaded {
         engine.add_plugin(p);
     }
-    for e in refresh.broken {
-        engine.note_broken_library(error_path(&e), &e.to_string());
+    for p in refresh.workers {
+        engine.add_worker_plugin(p);
     }
-}
-
-fn error_path(e: &monitor_runtime::plugin_host::LoadError) -> &Path {
-    use monitor_runtime::plugin_host::LoadError::*;
-    match e {
-        Io { path, .. }
-        | Dlopen { path, .. }
-        | NotATranslator { path, .. }
-        | BadMagic { path, .. }
-        | AbiVersion { path, .. }
-        | StructSize { path, .. }
-        | ProtocolVersion { path, .. }
-        | Init { path, .. } => path,
+    // A library that cannot load, or whose worker kept dying, is broken until its file
+    // changes: a stand-in serves its component, so that its machines keep their last
+    // good configuration and their `monitoring:` services say why.
+    let mut broken: Vec<(PathBuf, Option<String>, String)> = refresh
+        .broken
+        .iter()
+        .map(|e| (e.path().to_path_buf(), None, e.to_string()))
+        .collect();
+    for (path, component, why) in set.newly_broken() {
+        tracing::error!(library = %path.display(), component, "translator library broken: {why}");
+        broken.push((path.clone(), Some(component), format!("{}: {why}", path.display())));
+    }
+    for (path, component, why) in broken {
+        if let Some(stand_in) = BrokenLibrary::new(&path, component.as_deref(), &why) {
+            engine.add_library_translator(Box::new(stand_in), &path, "broken");
+        }
+        engine.note_broken_library(&path, &why);
     }
 }

@@ -529,3 +529,52 @@ fn once_and_the_daemon_read_one_config_file_the_same_way() {
     let r = run();
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+#[test]
+fn monitor_test_libs_says_how_the_worker_died() {
+    let libs = monitor_integration_tests::plugin_libs();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&libs.evil, dir.path().join("evil.so")).unwrap();
+    for (mode, reason) in [
+        (
+            "segv",
+            "the translator's worker was killed by SIGSEGV (segmentation fault)",
+        ),
+        ("abort", "the translator's worker was killed by SIGABRT"),
+        (
+            "loop",
+            "the translator's worker did not answer within 2 s and was killed",
+        ),
+        ("garbage", "the translator's worker sent a message of 2147483647 bytes"),
+        ("panic", "translator panicked: evil panics on evil1.example.org"),
+    ] {
+        let profile = dir.path().join("evil1.xml");
+        std::fs::write(
+            &profile,
+            monitor_integration_tests::profile_xml(
+                "evil1",
+                "evil",
+                &format!("<evil><mode>{mode}</mode><nagios_groups>infrastructure</nagios_groups></evil>"),
+            ),
+        )
+        .unwrap();
+        let r = monitor_test(&[
+            "--libs",
+            dir.path().to_str().unwrap(),
+            "--timeout",
+            "2",
+            "evil",
+            profile.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{mode}: {stderr}");
+        assert!(
+            stderr.contains(&format!("monitor-test: evil1.example.org evil: translate: {reason}")),
+            "{mode}: {stderr}"
+        );
+        assert!(
+            String::from_utf8_lossy(&r.stdout).contains("in a worker process"),
+            "{mode}"
+        );
+    }
+}

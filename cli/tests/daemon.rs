@@ -1622,3 +1622,92 @@ fn hostile_profiles_and_bad_paths_keep_the_machine_and_let_the_others_deploy() {
         good(&site);
     }
 }
+
+#[test]
+fn a_plugin_that_crashes_hangs_or_exits_never_takes_the_daemon_down() {
+    let site = Site::new();
+    site.configure(
+        "",
+        "[plugins]\ncall_timeout_seconds = 3\npass_timeout_seconds = 10\nmemory_mb = 512\n",
+    );
+    std::fs::copy(&plugin_libs().jabberd, site.path("translators/jabberd.so")).unwrap();
+    std::fs::copy(&plugin_libs().evil, site.path("translators/evil.so")).unwrap();
+    let evil = |mode: &str| {
+        profile_xml(
+            "evil1",
+            "evil",
+            &format!("<evil><mode>{mode}</mode><nagios_groups>infrastructure</nagios_groups></evil>"),
+        )
+    };
+    write(&site, "profiles/evil1.xml", &evil("ok"));
+    let mut site = running(site);
+    let monitoring = |site: &Site| site.service("evil1.example.org", "monitoring: evil");
+    site.wait("evil1 compiled, its status service OK", || {
+        site.service("evil1.example.org", "Evil").is_some()
+            && monitoring(&site).is_some_and(|s| s["current_state"] == "0")
+    });
+    let jabber = std::fs::read_to_string(samples().join("jabber1.xml")).unwrap();
+    for (i, (mode, reason)) in [
+        ("segv", "SIGSEGV"),
+        ("abort", "SIGABRT"),
+        ("stack", "was killed by SIG"),
+        ("loop", "did not answer within 3 s"),
+        ("alloc", "a failed allocation under the 512 MiB memory limit"),
+        ("panic", "translator panicked"),
+        ("garbage", "byte limit and was killed"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The bad machine and a jabber change, in one pass.
+        let port = format!("{}", 6000 + i);
+        write(
+            &site,
+            "profiles/jabber1.xml",
+            &jabber.replace(">5222<", &format!(">{port}<")),
+        );
+        write(&site, "profiles/evil1.xml", &evil(mode));
+        site.wait(&format!("{mode}: monitoring: evil CRITICAL with the reason"), || {
+            monitoring(&site).is_some_and(|s| s["current_state"] == "2" && s["plugin_output"].contains(reason))
+        });
+        assert!(site.daemon_alive(), "{mode}: the daemon is up\n{}", site.log());
+        let shard =
+            std::fs::read_to_string(site.path("nagios/generated").join(machine_file("jabber1.example.org"))).unwrap();
+        assert!(
+            shard.contains(&format!("mc-check-jabber!{port}")),
+            "{mode}: jabber1 deployed in the same pass"
+        );
+        assert!(
+            site.service("evil1.example.org", "Evil").is_some(),
+            "{mode}: the last good service stands"
+        );
+        write(&site, "profiles/evil1.xml", &evil("ok"));
+        site.wait(&format!("{mode}: evil1 back to OK"), || {
+            monitoring(&site).is_some_and(|s| s["current_state"] == "0")
+        });
+    }
+    // A library that exits in start_pass: its machines keep their services and say why,
+    // on every pass and across a restart, which does not loop.
+    std::fs::copy(&plugin_libs().evil_exit, site.path("translators/evil.so")).unwrap();
+    site.wait("the exiting library reported on evil1", || {
+        monitoring(&site)
+            .is_some_and(|s| s["current_state"] == "2" && s["plugin_output"].contains("exited with status 3"))
+    });
+    site.stop_daemon();
+    site.start_daemon();
+    let pid = site.daemon.as_ref().map(|d| d.id()).unwrap();
+    site.wait("a pass after the restart", || {
+        site.status_json()
+            .is_some_and(|s| s["pid"] == pid && s["errors"].to_string().contains("exited with status 3"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(site.daemon_alive(), "the restarted daemon is up\n{}", site.log());
+    assert!(site.service("evil1.example.org", "Evil").is_some());
+    // A good library brings its machines back on the next pass.
+    std::fs::copy(&plugin_libs().evil_v2, site.path("translators/evil.so")).unwrap();
+    site.wait("evil1 OK again", || {
+        monitoring(&site).is_some_and(|s| s["current_state"] == "0")
+    });
+    site.stop_daemon();
+    site.stop_nagios();
+}

@@ -107,6 +107,12 @@ pub struct PluginLibs {
     pub flaky_v1: PathBuf,
     pub flaky_v2: PathBuf,
     pub bad_abi: PathBuf,
+    /// `test-plugin-evil`: misbehaves in `translate` as a machine's `evil.mode` asks.
+    pub evil: PathBuf,
+    /// `test-plugin-evil` built to exit in `start_pass`.
+    pub evil_exit: PathBuf,
+    /// `test-plugin-evil` version 1.0.1: another good library file.
+    pub evil_v2: PathBuf,
 }
 
 /// Build the plugin libraries once per test process, with the real cargo, into
@@ -140,11 +146,21 @@ pub fn plugin_libs() -> &'static PluginLibs {
         };
         build(
             "",
-            &["translator-jabberd-plugin", "test-plugin-flaky", "test-plugin-bad-abi"],
+            &[
+                "translator-jabberd-plugin",
+                "test-plugin-flaky",
+                "test-plugin-bad-abi",
+                "test-plugin-evil",
+            ],
         );
         let jabberd = keep("translator_jabberd_plugin", "jabberd.so");
         let flaky_v1 = keep("test_plugin_flaky", "flaky-v1.so");
         let bad_abi = keep("test_plugin_bad_abi", "bad-abi.so");
+        let evil = keep("test_plugin_evil", "evil.so");
+        build("test-plugin-evil/exit-in-start-pass", &["test-plugin-evil"]);
+        let evil_exit = keep("test_plugin_evil", "evil-exit.so");
+        build("test-plugin-evil/v2", &["test-plugin-evil"]);
+        let evil_v2 = keep("test_plugin_evil", "evil-v2.so");
         build("test-plugin-flaky/v2", &["test-plugin-flaky"]);
         let flaky_v2 = keep("test_plugin_flaky", "flaky-v2.so");
         PluginLibs {
@@ -152,6 +168,9 @@ pub fn plugin_libs() -> &'static PluginLibs {
             flaky_v1,
             flaky_v2,
             bad_abi,
+            evil,
+            evil_exit,
+            evil_v2,
         }
     })
 }

@@ -10,7 +10,6 @@ use monitor_compile::daemon::{Status, status_path};
 use monitor_engine::Engine;
 use monitor_engine::users::TomlUsers;
 use monitor_runtime::guard::{Inventory, Removal};
-use monitor_runtime::plugin_host::PluginSet;
 use monitor_runtime::validate::{
     MINIMAL_RESOURCE, is_executable_file, missing_programs, parse_resource, validate_dir_as, validation_user,
 };
@@ -81,6 +80,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = monitor_runtime::worker::run_if_worker() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let args = Args::parse();
     let json = match &args.command {
         Some(Cmd::Status { format, .. }) => *format == Format::Json,
@@ -300,7 +302,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     // One pass: nothing will patch it.
     engine.set_incremental(false);
-    let mut plugins = PluginSet::new(monitor_compile::translator_dirs(&settings.translators), copies);
+    let mut plugins = settings.plugin_set(monitor_compile::translator_dirs(&settings.translators), copies)?;
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
     // The removal guard, against what the output directory holds now.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lcfg_profile::{Select, dump, read_profile};
 use monitor_runtime::plugin_host::{find_libraries, load};
+use monitor_runtime::worker::{WorkerSettings, load_in_worker};
 use monitor_sdk::translator::{Context, Translator};
 
 /// Run one translator on one profile, as `lcfg-monitor-test` did.
@@ -20,6 +21,13 @@ struct Args {
     /// (such as target/release), instead of the built-in one.
     #[arg(long, value_name = "DIR")]
     libs: Option<PathBuf>,
+    /// With --libs: load the library into this process instead of a worker process, as
+    /// the server does by default (a crash then ends monitor-test too).
+    #[arg(long, requires = "libs")]
+    in_process: bool,
+    /// With --libs: seconds one call may take in the worker before it is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "libs")]
+    timeout: u64,
     /// The component whose translator to run.
     #[arg(required_unless_present = "dump")]
     component: Option<String>,
@@ -61,6 +69,9 @@ fn flush(code: ExitCode) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = monitor_runtime::worker::run_if_worker() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let code = real_main();
     flush(code)
 }
@@ -93,7 +104,7 @@ fn real_main() -> ExitCode {
         }
     };
     let found = match &args.libs {
-        Some(dir) => from_libs(dir, component, copies.path()),
+        Some(dir) => from_libs(dir, component, copies.path(), args.in_process, args.timeout),
         None => monitor_compile::builtin_translators()
             .into_iter()
             .find(|t| t.component() == component)
@@ -117,34 +128,69 @@ fn real_main() -> ExitCode {
 }
 
 /// The translator for `component` among the libraries in `dir`; says which library.
-fn from_libs(dir: &std::path::Path, component: &str, copies: &std::path::Path) -> Result<Box<dyn Translator>, String> {
+fn from_libs(
+    dir: &std::path::Path,
+    component: &str,
+    copies: &std::path::Path,
+    in_process: bool,
+    timeout: u64,
+) -> Result<Box<dyn Translator>, String> {
     let libs = find_libraries(&[dir.to_path_buf()]);
     if libs.is_empty() {
         return Err(format!("{}: no *.so translator libraries there", dir.display()));
     }
+    // As the server runs it by default: in a worker process, so that a crash is
+    // reported, not suffered.
+    let settings = if in_process {
+        None
+    } else {
+        let program = std::env::current_exe().map_err(|e| format!("cannot find monitor-test itself: {e}"))?;
+        let mut s = WorkerSettings::new(program, copies.to_path_buf());
+        s.call_timeout = std::time::Duration::from_secs(timeout.max(1));
+        Some(s)
+    };
     let mut problems = Vec::new();
     for lib in libs {
-        match load(&lib, copies) {
-            Ok(t) if t.component() == component => {
+        // (translator, path, digest, build info, where it runs)
+        let loaded = match &settings {
+            Some(s) => load_in_worker(&lib, s).map(|t| {
+                let about = (
+                    t.path.clone(),
+                    t.digest.clone(),
+                    t.build_info.clone(),
+                    ", in a worker process",
+                );
+                (Box::new(t) as Box<dyn Translator>, about)
+            }),
+            None => load(&lib, copies).map(|t| {
+                let about = (t.path.clone(), t.digest.clone(), t.build_info.clone(), "");
+                (Box::new(t) as Box<dyn Translator>, about)
+            }),
+        };
+        match loaded {
+            Ok((t, (path, digest, build_info, how))) if t.component() == component => {
                 out!(
-                    "# translator: {} {} from library {} (blake3 {})",
+                    "# translator: {} {} from library {} (blake3 {digest}){how}",
                     t.component(),
                     t.version(),
-                    t.path.display(),
-                    t.digest
+                    path.display()
                 );
-                out!("# built with: {}", t.build_info);
-                return Ok(Box::new(t));
+                out!("# built with: {build_info}");
+                return Ok(t);
             }
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
         }
     }
+    Err(no_library(dir, component, problems))
+}
+
+fn no_library(dir: &std::path::Path, component: &str, problems: Vec<String>) -> String {
     let mut msg = format!("{}: no library there serves component {component}", dir.display());
     for p in problems {
         msg.push_str(&format!("\n  {p}"));
     }
-    Err(msg)
+    msg
 }
 
 fn run(t: &mut dyn Translator, component: &str, file: &std::path::Path) -> Result<(), String> {

@@ -1,15 +1,16 @@
 //! Ingest: read one profile, hash it, and either reuse its cache entry or parse it and
 //! translate its monitored components, while the bytes are hot.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lcfg_profile::{Select, parse_profile};
+use monitor_sdk::nagios::Bundle;
 use monitor_sdk::translator::{Context, TranslateError};
 
 use crate::cache::{ComponentRecord, Entry, FileStat, FragmentCache, MachineRecord, Translated};
-use crate::registry::{Registry, guarded};
+use crate::registry::{Registry, Slot, guarded};
 use crate::source::with_file_bytes;
 
 /// What reading one file found.
@@ -48,11 +49,11 @@ impl Ingest<'_> {
         }
     }
 
-    /// Read one file; `None` when the cache entry can be reused as it is.
-    pub(crate) fn process_file(&self, file: &Path) -> Processed {
+    /// Read one file: what it comes to without translating, or its parsed profile.
+    fn read_file<'f>(&'f self, file: &'f Path) -> Step<'f> {
         let previous = self.cache.get(file);
         if self.not_read.contains(file) {
-            return Processed::Fresh(Entry {
+            return Step::Done(Processed::Fresh(Entry {
                 hash: [0; 32],
                 stat: None,
                 record: previous.and_then(|p| p.record.clone()),
@@ -61,7 +62,7 @@ impl Ingest<'_> {
                     file.display()
                 )),
                 profile_error_at: None,
-            });
+            }));
         }
         let stat = FileStat::of_path(file);
         // The cheap change test: same size, times and inode as when last read.
@@ -70,7 +71,7 @@ impl Ingest<'_> {
             && FragmentCache::reusable(p, &p.hash, |c| self.registry.record_current(c))
         {
             self.notify_unchanged(p);
-            return Processed::Reuse;
+            return Step::Done(Processed::Reuse);
         }
         // Hash and parse while the bytes are hot, in this one read.
         let read = with_file_bytes(file, |raw| {
@@ -84,13 +85,13 @@ impl Ingest<'_> {
         let (hash, parsed) = match read {
             Ok(read) => read,
             Err(e) => {
-                return Processed::Fresh(Entry {
+                return Step::Done(Processed::Fresh(Entry {
                     hash: [0; 32],
                     stat: None,
                     record: previous.and_then(|p| p.record.clone()),
                     profile_error: Some(format!("{}: cannot read file: {e}", file.display())),
                     profile_error_at: None,
-                });
+                }));
             }
         };
         let Some(parsed) = parsed else {
@@ -100,16 +101,16 @@ impl Ingest<'_> {
                 if let Some(st) = stat
                     && p.stat != Some(st)
                 {
-                    return Processed::NewStat(st);
+                    return Step::Done(Processed::NewStat(st));
                 }
             }
-            return Processed::Reuse;
+            return Step::Done(Processed::Reuse);
         };
         let profile = match parsed {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "profile rejected; keeping the last good configuration");
-                return Processed::Fresh(Entry {
+                return Step::Done(Processed::Fresh(Entry {
                     hash,
                     stat,
                     record: previous.and_then(|p| p.record.clone()),
@@ -119,91 +120,200 @@ impl Ingest<'_> {
                         column: e.column,
                         element: e.element.clone(),
                     }),
-                });
+                }));
             }
         };
-        let old = previous
-            .and_then(|p| p.record.as_ref())
-            .filter(|r| r.machine == profile.machine);
-        let mut components = Vec::new();
-        let mut seen = BTreeSet::new();
-        for name in &profile.monitored {
-            if !seen.insert(name.as_str()) {
-                continue;
-            }
-            let previous_record = old.and_then(|r| r.components.iter().find(|c| &c.component == name));
-            if let Some(prev) = previous_record.filter(|p| p.translator.is_some())
-                && self.registry.unavailable_reason(name).is_some()
-                && !self.registry.uninstalled(name)
-            {
-                // The translator cannot run now: keep what it produced last time.
-                components.push(prev.clone());
-                continue;
-            }
-            let Some(&i) = self
-                .registry
-                .by_component
-                .get(name)
-                .filter(|_| !self.registry.unavailable.contains_key(name))
-            else {
-                components.push(ComponentRecord {
-                    component: name.clone(),
-                    translator: None,
-                    good: None,
-                    error: None,
-                });
-                continue;
-            };
-            let slot = &self.registry.slots[i];
-            let empty = lcfg_profile::Component::default();
-            let comp = profile.component(name).unwrap_or(&empty);
-            let mut ctx = Context::new(&profile.machine, name);
-            self.translated.fetch_add(1, Ordering::Relaxed);
-            let result = guarded(|| slot.translator.translate(&profile.machine, comp, &mut ctx)).and_then(|b| {
-                b.check()
-                    .map_err(|e| TranslateError::Other(format!("unsafe output: {e}")))?;
-                Ok(b)
-            });
-            let record = match result {
-                Ok(fragments) => {
-                    let (registrations, warnings) = ctx.into_parts();
-                    let rendered = fragments.render();
-                    ComponentRecord {
-                        component: name.clone(),
-                        translator: Some(slot.id.clone()),
-                        good: Some(Translated {
-                            fragments,
-                            rendered,
-                            registrations,
-                            warnings,
-                        }),
-                        error: None,
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(machine = %profile.machine, component = %name, error = %e, "translation failed");
-                    let last_good = old
-                        .and_then(|r| r.components.iter().find(|c| &c.component == name))
-                        .and_then(|c| c.good.clone());
-                    ComponentRecord {
-                        component: name.clone(),
-                        translator: Some(slot.id.clone()),
-                        good: last_good,
-                        error: Some(e.to_string()),
-                    }
-                }
-            };
-            components.push(record);
-        }
-        Processed::Fresh(Entry {
+        Step::Parsed(ParsedFile {
+            file,
+            previous,
             hash,
             stat,
-            record: Some(MachineRecord {
-                machine: profile.machine,
-                components,
-            }),
-            profile_error: None,
-            profile_error_at: None,
+            profile,
         })
+    }
+
+    /// Read a run of files, then translate all their monitored components, each
+    /// translator's in one batch when it [`batches`](Translator::batches) (a worker
+    /// process then answers them in one round trip).
+    pub(crate) fn process_chunk(&self, files: &[PathBuf]) -> Vec<Processed> {
+        let mut done: Vec<Option<Processed>> = Vec::with_capacity(files.len());
+        let mut parsed: Vec<(usize, ParsedFile<'_>)> = Vec::new();
+        for (k, file) in files.iter().enumerate() {
+            match self.read_file(file) {
+                Step::Done(p) => done.push(Some(p)),
+                Step::Parsed(p) => {
+                    done.push(None);
+                    parsed.push((k, p));
+                }
+            }
+        }
+        if parsed.is_empty() {
+            // Invariant: every file without a parsed profile is done.
+            return done.into_iter().flatten().collect();
+        }
+        // Per parsed file, its records in monitored order; translations to make are holes,
+        // listed by translator.
+        let mut records: Vec<Vec<Option<ComponentRecord>>> = Vec::with_capacity(parsed.len());
+        let mut wanted: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+        for (f, (_, p)) in parsed.iter().enumerate() {
+            let old = p.old_record();
+            let mut recs = Vec::new();
+            let mut seen = BTreeSet::new();
+            for name in &p.profile.monitored {
+                if !seen.insert(name.as_str()) {
+                    continue;
+                }
+                let previous_record = old.and_then(|r| r.components.iter().find(|c| &c.component == name));
+                if let Some(prev) = previous_record.filter(|p| p.translator.is_some())
+                    && self.registry.unavailable_reason(name).is_some()
+                    && !self.registry.uninstalled(name)
+                {
+                    // The translator cannot run now: keep what it produced last time.
+                    recs.push(Some(prev.clone()));
+                    continue;
+                }
+                match self
+                    .registry
+                    .by_component
+                    .get(name)
+                    .filter(|_| !self.registry.unavailable.contains_key(name))
+                {
+                    Some(&slot) => {
+                        wanted.entry(slot).or_default().push((f, recs.len()));
+                        recs.push(None);
+                    }
+                    None => recs.push(Some(ComponentRecord {
+                        component: name.clone(),
+                        translator: None,
+                        good: None,
+                        error: None,
+                    })),
+                }
+            }
+            records.push(recs);
+        }
+        let empty = lcfg_profile::Component::default();
+        for (slot, holes) in wanted {
+            let slot = &self.registry.slots[slot];
+            let name = slot.id.component.as_str();
+            let inputs: Vec<(&str, &lcfg_profile::Component)> = holes
+                .iter()
+                .map(|&(f, _)| {
+                    let p = &parsed[f].1.profile;
+                    (p.machine.as_str(), p.component(name).unwrap_or(&empty))
+                })
+                .collect();
+            self.translated.fetch_add(inputs.len(), Ordering::Relaxed);
+            let results: Vec<(Result<Bundle, TranslateError>, Context)> = if slot.translator.batches() {
+                match guarded(|| Ok(slot.translator.translate_batch(&inputs))) {
+                    Ok(r) if r.len() == inputs.len() => r,
+                    Ok(r) => inputs
+                        .iter()
+                        .map(|(m, _)| {
+                            let e = format!("the translator answered {} of {} machines", r.len(), inputs.len());
+                            (Err(TranslateError::Other(e)), Context::new(m, name))
+                        })
+                        .collect(),
+                    Err(e) => inputs
+                        .iter()
+                        .map(|(m, _)| (Err(e.clone()), Context::new(m, name)))
+                        .collect(),
+                }
+            } else {
+                inputs
+                    .iter()
+                    .map(|(machine, comp)| {
+                        let mut ctx = Context::new(machine, name);
+                        let r = guarded(|| slot.translator.translate(machine, comp, &mut ctx));
+                        (r, ctx)
+                    })
+                    .collect()
+            };
+            for (&(f, pos), (result, ctx)) in holes.iter().zip(results) {
+                let p = &parsed[f].1;
+                records[f][pos] = Some(record_of(slot, p, result, ctx));
+            }
+        }
+        for ((k, p), recs) in parsed.into_iter().zip(records) {
+            done[k] = Some(Processed::Fresh(Entry {
+                hash: p.hash,
+                stat: p.stat,
+                record: Some(MachineRecord {
+                    machine: p.profile.machine,
+                    // Invariant: every hole was filled by its translator's results.
+                    components: recs.into_iter().flatten().collect(),
+                }),
+                profile_error: None,
+                profile_error_at: None,
+            }));
+        }
+        // Invariant: every file is done now.
+        done.into_iter().flatten().collect()
+    }
+}
+
+/// What reading one file came to.
+enum Step<'f> {
+    /// No translation needed.
+    Done(Processed),
+    /// A profile to translate.
+    Parsed(ParsedFile<'f>),
+}
+
+/// A profile read and parsed, waiting for its translations.
+struct ParsedFile<'f> {
+    file: &'f Path,
+    previous: Option<&'f Entry>,
+    hash: [u8; 32],
+    stat: Option<FileStat>,
+    profile: lcfg_profile::Profile,
+}
+
+impl<'f> ParsedFile<'f> {
+    /// The last record of this file, when it was of the same machine.
+    fn old_record(&self) -> Option<&'f MachineRecord> {
+        self.previous
+            .and_then(|p| p.record.as_ref())
+            .filter(|r| r.machine == self.profile.machine)
+    }
+}
+
+/// A translation's record: the fragments checked, or the error with the last good ones.
+fn record_of(slot: &Slot, p: &ParsedFile<'_>, result: Result<Bundle, TranslateError>, ctx: Context) -> ComponentRecord {
+    let name = &slot.id.component;
+    let result = result.and_then(|b| {
+        b.check()
+            .map_err(|e| TranslateError::Other(format!("unsafe output: {e}")))?;
+        Ok(b)
+    });
+    match result {
+        Ok(fragments) => {
+            let (registrations, warnings) = ctx.into_parts();
+            let rendered = fragments.render();
+            ComponentRecord {
+                component: name.clone(),
+                translator: Some(slot.id.clone()),
+                good: Some(Translated {
+                    fragments,
+                    rendered,
+                    registrations,
+                    warnings,
+                }),
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::warn!(machine = %p.profile.machine, component = %name, file = %p.file.display(), error = %e, "translation failed");
+            let last_good = p
+                .old_record()
+                .and_then(|r| r.components.iter().find(|c| &c.component == name))
+                .and_then(|c| c.good.clone());
+            ComponentRecord {
+                component: name.clone(),
+                translator: Some(slot.id.clone()),
+                good: last_good,
+                error: Some(e.to_string()),
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ use crate::report::{Assembly, EngineError, Outcome, PassReport, PassResult, Phas
 use crate::source::Listing;
 use crate::users::UserSource;
 
+/// Files read (and their components translated) together: one batch per translator.
+const INGEST_CHUNK: usize = 64;
+
 /// The compile engine. Keep one alive across passes to benefit from its cache.
 pub struct Engine {
     /// The translators, one per component.
@@ -287,10 +290,18 @@ impl Engine {
             parsed: &self.parsed,
             translated: &self.translated,
         };
+        // In runs of files: a translator in a worker process answers a run's machines in
+        // one round trip.
         let fresh: Vec<(usize, Processed)> = files
-            .par_iter()
+            .par_chunks(INGEST_CHUNK)
             .enumerate()
-            .map(|(i, file)| (i, ingest.process_file(file)))
+            .flat_map_iter(|(c, chunk)| {
+                ingest
+                    .process_chunk(chunk)
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(k, p)| (c * INGEST_CHUNK + k, p))
+            })
             .collect();
         let mut hits = vec![false; files.len()];
         let mut changed_files = Vec::new();

@@ -11,4 +11,5 @@ pub mod guard;
 pub mod plugin_host;
 pub mod store;
 pub mod validate;
+pub mod worker;
 pub mod writer;

@@ -53,6 +53,28 @@ pub trait Translator: Send + Sync {
     fn always_run(&self) -> bool {
         false
     }
+
+    /// True when the engine should hand this translator several machines at once,
+    /// through [`translate_batch`](Self::translate_batch): a translator that runs in
+    /// another process answers a batch in one round trip. Translator authors leave this
+    /// alone; the default is false, and the engine then calls `translate` for each
+    /// machine, each isolated from the others' panics.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Translate several machines' components: each result with its own context, in the
+    /// order given. The default calls [`translate`](Self::translate) for each in turn.
+    fn translate_batch(&self, items: &[(&str, &Component)]) -> Vec<(Result<Bundle, TranslateError>, Context)> {
+        items
+            .iter()
+            .map(|(machine, component)| {
+                let mut ctx = Context::new(machine, self.component());
+                let result = self.translate(machine, component, &mut ctx);
+                (result, ctx)
+            })
+            .collect()
+    }
 }
 
 /// Why a translator could not translate a machine. It fails that (machine, component)

@@ -44,6 +44,38 @@ pub struct Row {
     pub hundred_change: Measure,
     pub nagios_verify_ms: f64,
     pub nagios_ok: bool,
+    /// Every translator as a plugin library in worker processes: the cold pass.
+    pub plugins_cold: Option<Measure>,
+    /// The same: one machine changed.
+    pub plugins_one_change: Option<Measure>,
+}
+
+/// The workspace's four translator plugin libraries, built in release mode (with the
+/// cargo that runs the benchmark), copied into `dir` as `<component>.so`.
+fn plugin_libraries(dir: &Path) -> std::io::Result<()> {
+    let names = ["kerberos", "jabberd", "cosign", "apacheconf"];
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--release", "--quiet"]);
+    for n in names {
+        cmd.args(["-p", &format!("translator-{n}-plugin")]);
+    }
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    if !cmd.status()?.success() {
+        return Err(std::io::Error::other("building the plugin libraries failed"));
+    }
+    let target = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| std::io::Error::other("no target directory"))?;
+    std::fs::create_dir_all(dir)?;
+    for n in names {
+        std::fs::copy(
+            target.join(format!("libtranslator_{n}_plugin.so")),
+            dir.join(format!("{n}.so")),
+        )?;
+    }
+    Ok(())
 }
 
 fn cpu_time() -> Duration {
@@ -197,6 +229,43 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let t0 = Instant::now();
     let check = monitor_runtime::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
     let nagios_verify = t0.elapsed();
+    drop(engine);
+
+    // Every translator as a plugin in worker processes (the daemon's default for
+    // packaged translators): cold, then one change.
+    let libs = work.join("plugin-libs");
+    let (plugins_cold, plugins_one_change) = match plugin_libraries(&libs) {
+        Ok(()) => {
+            let settings =
+                monitor_runtime::worker::WorkerSettings::new(std::env::current_exe()?, work.join("plugin-copies"));
+            let mut set = monitor_runtime::plugin_host::PluginSet::with_workers(vec![libs], settings);
+            let mut engine = Engine::new(Vec::new(), Box::new(TomlUsers::new(users)), BaseConfig::default());
+            use monitor_runtime::plugin_host::AddWorkerPlugin;
+            for t in set.refresh().workers {
+                engine.add_worker_plugin(t);
+            }
+            let plugin_out = work.join(format!("out-plugins-{machines}"));
+            let _ = std::fs::remove_dir_all(&plugin_out);
+            let mut writer = OutputWriter::new(&plugin_out);
+            let cold = measure(|| pass(&mut engine, &mut writer));
+            let changed = crate::generate::touch_one(&spec, &dir, 13, 3)?;
+            let one = measure(|| pass(&mut engine, &mut writer));
+            let mut touched = touch_list(&dir);
+            touched.push(changed);
+            std::fs::write(
+                dir.join(".touched"),
+                touched
+                    .iter()
+                    .map(|p| p.display().to_string() + "\n")
+                    .collect::<String>(),
+            )?;
+            (Some(cold), Some(one))
+        }
+        Err(e) => {
+            eprintln!("bench: no plugin mode: {e}");
+            (None, None)
+        }
+    };
     Ok(Row {
         machines,
         bytes,
@@ -208,6 +277,8 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
         hundred_change,
         nagios_verify_ms: nagios_verify.as_secs_f64() * 1000.0,
         nagios_ok: check.ok,
+        plugins_cold,
+        plugins_one_change,
     })
 }
 
@@ -230,11 +301,11 @@ fn kind(a: Assembly) -> &'static str {
 /// The human table.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| machines | data | floor (read+hash) | cold | cold/floor | nagios -v | no-change | one-change | hundred-change | cold peak RSS |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| machines | data | floor (read+hash) | cold | cold/floor | nagios -v | no-change | one-change | hundred-change | cold peak RSS | plugins cold | plugins one-change |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {:.0} MB | {:.0} ms | {:.0} ms (cpu {:.0} ms) | {:.2}x | {:.0} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.0} MB |\n",
+            "| {} | {:.0} MB | {:.0} ms | {:.0} ms (cpu {:.0} ms) | {:.2}x | {:.0} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.1} ms ({}) | {:.0} MB | {} | {} |\n",
             r.machines,
             r.bytes as f64 / 1e6,
             r.floor_ms,
@@ -250,6 +321,14 @@ pub fn table(rows: &[Row]) -> String {
             r.hundred_change.wall_ms,
             kind(r.hundred_change.assembly),
             r.cold.peak_rss_mb,
+            r.plugins_cold
+                .as_ref()
+                .map(|m| format!("{:.0} ms ({:.2}x)", m.wall_ms, m.wall_ms / r.cold.wall_ms))
+                .unwrap_or_else(|| "-".into()),
+            r.plugins_one_change
+                .as_ref()
+                .map(|m| format!("{:.1} ms ({})", m.wall_ms, kind(m.assembly)))
+                .unwrap_or_else(|| "-".into()),
         ));
     }
     s

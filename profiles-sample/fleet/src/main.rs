@@ -74,6 +74,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // The benchmark's plugin mode starts this binary again as the plugin worker.
+    if let Some(code) = monitor_runtime::worker::run_if_worker() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let args = Args::parse();
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()

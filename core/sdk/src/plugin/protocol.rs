@@ -20,7 +20,7 @@ pub struct Request {
 }
 
 /// The five translator calls.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Call {
     /// Run [`Translator::start_pass`](crate::translator::Translator::start_pass).
     StartPass,

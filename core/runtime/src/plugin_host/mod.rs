@@ -51,6 +51,28 @@ pub enum LoadError {
     ProtocolVersion { path: PathBuf, found: u32, expected: u32 },
     #[error("{path}: init failed: {message}")]
     Init { path: PathBuf, message: String },
+    /// Its worker process could not load it, or died while loading it (the message names
+    /// the library).
+    #[error("{message}")]
+    Worker { path: PathBuf, message: String },
+}
+
+impl LoadError {
+    /// The library the error is about.
+    pub fn path(&self) -> &Path {
+        use LoadError::*;
+        match self {
+            Io { path, .. }
+            | Dlopen { path, .. }
+            | NotATranslator { path, .. }
+            | BadMagic { path, .. }
+            | AbiVersion { path, .. }
+            | StructSize { path, .. }
+            | ProtocolVersion { path, .. }
+            | Init { path, .. }
+            | Worker { path, .. } => path,
+        }
+    }
 }
 
 /// A loaded library, kept for the life of the process.
@@ -297,8 +319,8 @@ fn open(path: &Path, copy: &Path) -> Result<Loaded, LoadError> {
     }
 }
 
-/// Copy the plugin's response out of its buffer, free the buffer, and decode it.
-fn take_response(calls: &Calls, code: i32, out: OutBuf) -> Result<Reply, CallError> {
+/// Copy the plugin's response out of its buffer and free the buffer.
+fn take_bytes(calls: &Calls, code: i32, out: OutBuf) -> Result<Vec<u8>, CallError> {
     if out.ptr.is_null() {
         return Err(CallError::Protocol(format!(
             "the plugin returned status {code} and no response"
@@ -308,8 +330,18 @@ fn take_response(calls: &Calls, code: i32, out: OutBuf) -> Result<Reply, CallErr
     let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
     // SAFETY: the buffer came from this plugin and is freed exactly once, by its own free.
     unsafe { (calls.free)(out) };
+    Ok(bytes)
+}
+
+/// Copy the plugin's response out of its buffer, free the buffer, and decode it.
+fn take_response(calls: &Calls, code: i32, out: OutBuf) -> Result<Reply, CallError> {
+    decode_response(code, &take_bytes(calls, code, out)?)
+}
+
+/// Decode a library's response to a call that returned `code`.
+pub(crate) fn decode_response(code: i32, bytes: &[u8]) -> Result<Reply, CallError> {
     let response: Response =
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Protocol(format!("bad response: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| CallError::Protocol(format!("bad response: {e}")))?;
     if response.protocol != PROTOCOL_VERSION {
         return Err(CallError::Protocol(format!(
             "response in protocol {}",
@@ -325,6 +357,35 @@ fn take_response(calls: &Calls, code: i32, out: OutBuf) -> Result<Reply, CallErr
 }
 
 impl PluginTranslator {
+    /// Run one protocol call in the library, as its entry point for that call.
+    pub fn call_raw(&self, call: Call) -> Result<Reply, CallError> {
+        let f = self.entry(entry_of(&call));
+        self.call(f, call)
+    }
+
+    fn entry(&self, entry: u8) -> CallFn {
+        let c = &self.loaded.calls;
+        match entry {
+            ENTRY_START_PASS => c.start_pass,
+            ENTRY_TRANSLATE => c.translate,
+            ENTRY_NOTIFY_UNCHANGED => c.notify_unchanged,
+            ENTRY_FINISH_PASS => c.finish_pass,
+            _ => c.always_run,
+        }
+    }
+
+    /// Run a request already encoded (`request`: the plugin protocol's `Request`) at entry
+    /// point `entry`, and return the library's status and response bytes undecoded: what
+    /// a worker process does for its host.
+    pub fn call_bytes(&self, entry: u8, request: &[u8]) -> Result<(i32, Vec<u8>), CallError> {
+        let f = self.entry(entry);
+        let mut out = OutBuf::empty();
+        // SAFETY: `f` has the ABI's CallFn signature; `request` is valid for its length for
+        // the duration of the call, and `out` is a valid slot.
+        let code = unsafe { f(request.as_ptr(), request.len(), &mut out) };
+        Ok((code, take_bytes(&self.loaded.calls, code, out)?))
+    }
+
     fn call(&self, f: CallFn, call: Call) -> Result<Reply, CallError> {
         let req = serde_json::to_vec(&Request {
             protocol: PROTOCOL_VERSION,
@@ -339,13 +400,87 @@ impl PluginTranslator {
     }
 
     fn bundle(&self, f: CallFn, call: Call) -> Result<Bundle, TranslateError> {
-        match self.call(f, call) {
-            Ok(Reply::Bundle(b)) => Ok(b),
-            Ok(other) => Err(TranslateError::Other(format!(
-                "plugin protocol error: unexpected reply {other:?}"
-            ))),
-            Err(e) => Err(into_translate_error(e)),
+        bundle_of(self.call(f, call))
+    }
+}
+
+/// The entry points, by number, as a worker's call frames name them.
+pub const ENTRY_START_PASS: u8 = 0;
+/// `translate`.
+pub const ENTRY_TRANSLATE: u8 = 1;
+/// `notify_unchanged`.
+pub const ENTRY_NOTIFY_UNCHANGED: u8 = 2;
+/// `finish_pass`.
+pub const ENTRY_FINISH_PASS: u8 = 3;
+/// `always_run`.
+pub const ENTRY_ALWAYS_RUN: u8 = 4;
+
+/// The entry point of `call`.
+pub fn entry_of(call: &Call) -> u8 {
+    match call {
+        Call::StartPass => ENTRY_START_PASS,
+        Call::Translate { .. } => ENTRY_TRANSLATE,
+        Call::NotifyUnchanged { .. } => ENTRY_NOTIFY_UNCHANGED,
+        Call::FinishPass => ENTRY_FINISH_PASS,
+        Call::AlwaysRun => ENTRY_ALWAYS_RUN,
+    }
+}
+
+/// `call` as the request bytes a library reads.
+pub fn encode_request(call: &Call) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Req<'a> {
+        protocol: u32,
+        call: &'a Call,
+    }
+    // Invariant: a Call always serializes (strings and plain data only).
+    serde_json::to_vec(&Req {
+        protocol: PROTOCOL_VERSION,
+        call,
+    })
+    .unwrap_or_default()
+}
+
+/// The `translate` call for `machine`'s `component`.
+pub(crate) fn translate_call(machine: &str, component: &Component) -> Call {
+    Call::Translate {
+        machine: machine.to_string(),
+        component: component.name().to_string(),
+        resources: component.resources().to_vec(),
+    }
+}
+
+/// A `translate` reply, with its registrations and warnings recorded in `ctx`.
+pub(crate) fn translated(reply: Result<Reply, CallError>, ctx: &mut Context) -> Result<Bundle, TranslateError> {
+    match reply {
+        Ok(Reply::Translated {
+            bundle,
+            registrations,
+            warnings,
+        }) => {
+            for r in registrations {
+                ctx.record(r);
+            }
+            for w in warnings {
+                ctx.warn(w);
+            }
+            Ok(bundle)
         }
+        Ok(other) => Err(TranslateError::Other(format!(
+            "plugin protocol error: unexpected reply {other:?}"
+        ))),
+        Err(e) => Err(into_translate_error(e)),
+    }
+}
+
+/// A pass hook's reply as its bundle.
+pub(crate) fn bundle_of(reply: Result<Reply, CallError>) -> Result<Bundle, TranslateError> {
+    match reply {
+        Ok(Reply::Bundle(b)) => Ok(b),
+        Ok(other) => Err(TranslateError::Other(format!(
+            "plugin protocol error: unexpected reply {other:?}"
+        ))),
+        Err(e) => Err(into_translate_error(e)),
     }
 }
 
@@ -370,30 +505,8 @@ impl Translator for PluginTranslator {
     }
 
     fn translate(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
-        let call = Call::Translate {
-            machine: machine.to_string(),
-            component: component.name().to_string(),
-            resources: component.resources().to_vec(),
-        };
-        match self.call(self.loaded.calls.translate, call) {
-            Ok(Reply::Translated {
-                bundle,
-                registrations,
-                warnings,
-            }) => {
-                for r in registrations {
-                    ctx.record(r);
-                }
-                for w in warnings {
-                    ctx.warn(w);
-                }
-                Ok(bundle)
-            }
-            Ok(other) => Err(TranslateError::Other(format!(
-                "plugin protocol error: unexpected reply {other:?}"
-            ))),
-            Err(e) => Err(into_translate_error(e)),
-        }
+        let call = translate_call(machine, component);
+        translated(self.call(self.loaded.calls.translate, call), ctx)
     }
 
     fn notify_unchanged(&self, machine: &str) {
@@ -416,111 +529,5 @@ impl Translator for PluginTranslator {
     }
 }
 
-/// The `*.so` files in `dirs`, sorted by file name within each directory.
-pub fn find_libraries(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "so") && p.is_file())
-            .collect();
-        found.sort();
-        out.extend(found);
-    }
-    out
-}
-
-/// What [`PluginSet::refresh`] found.
-#[derive(Debug, Default)]
-pub struct Refresh {
-    /// Translators that are new or whose library changed, to (re)install.
-    pub loaded: Vec<PluginTranslator>,
-    /// Libraries that failed to load (they are reported as broken).
-    pub broken: Vec<LoadError>,
-    /// Libraries seen before (loaded or broken) whose file is gone: uninstalled.
-    pub removed: Vec<PathBuf>,
-}
-
-/// The plugin libraries of some directories, re-scanned before each pass so that an
-/// upgraded library is picked up without a restart.
-#[derive(Debug)]
-pub struct PluginSet {
-    dirs: Vec<PathBuf>,
-    copy_dir: PathBuf,
-    /// Library path → the stat (when settled) and digest of what was loaded from it (or
-    /// found broken). An unchanged stat means the file is not even read.
-    seen: BTreeMap<PathBuf, (Option<FileStat>, String)>,
-}
-
-impl PluginSet {
-    pub fn new(dirs: Vec<PathBuf>, copy_dir: PathBuf) -> Self {
-        PluginSet {
-            dirs,
-            copy_dir,
-            seen: BTreeMap::new(),
-        }
-    }
-
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
-    /// Load every library that is new or changed since the last refresh. A library that
-    /// fails keeps failing quietly until its file changes.
-    pub fn refresh(&mut self) -> Refresh {
-        let mut r = Refresh::default();
-        let present = find_libraries(&self.dirs);
-        let gone: Vec<PathBuf> = self.seen.keys().filter(|p| !present.contains(p)).cloned().collect();
-        for path in gone {
-            tracing::warn!(library = %path.display(), "translator library removed");
-            self.seen.remove(&path);
-            r.removed.push(path);
-        }
-        for path in present {
-            // The same change test as for profiles: a settled, unchanged stat is enough.
-            let stat = FileStat::of_path(&path);
-            let seen = self.seen.get(&path);
-            if stat.is_some() && seen.is_some_and(|(s, _)| *s == stat) {
-                continue;
-            }
-            let (bytes, digest) = match read_hashed(&path) {
-                Ok(read) => read,
-                Err(e) => {
-                    // Remembered, so that its later removal is noticed too.
-                    self.seen.insert(path.clone(), (None, String::new()));
-                    r.broken.push(e);
-                    continue;
-                }
-            };
-            let unchanged = seen.is_some_and(|(_, d)| *d == digest);
-            self.seen.insert(path.clone(), (stat, digest.clone()));
-            if unchanged {
-                continue;
-            }
-            match load_bytes(&path, &bytes, digest, &self.copy_dir) {
-                Ok(t) => r.loaded.push(t),
-                Err(e) => {
-                    tracing::error!(error = %e, "translator library is broken");
-                    r.broken.push(e);
-                }
-            }
-        }
-        r
-    }
-}
-
-/// Installing a loaded plugin in the engine.
-pub trait AddPlugin {
-    /// Install `plugin`: it replaces a translator of the same component.
-    fn add_plugin(&mut self, plugin: PluginTranslator);
-}
-
-impl AddPlugin for monitor_engine::Engine {
-    fn add_plugin(&mut self, plugin: PluginTranslator) {
-        let path = plugin.path.clone();
-        let digest = plugin.digest.clone();
-        self.add_library_translator(Box::new(plugin), &path, &digest);
-    }
-}
+mod set;
+pub use set::*;
