@@ -4,7 +4,9 @@
 //! process and never the daemon.
 //!
 //! Before it loads the library the worker:
-//! - closes every inherited file descriptor but its pipes (0, 1, 2);
+//! - closes every inherited file descriptor but its pipes (0, 1, 2), and moves its pipe
+//!   to the host off standard output, which becomes standard error: what a library prints
+//!   goes to the daemon's log, not into the protocol;
 //! - asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`);
 //! - sets `PR_SET_NO_NEW_PRIVS`, so that nothing it runs can gain privileges;
 //! - limits its address space (`RLIMIT_AS`): the library may map the configured memory
@@ -112,12 +114,18 @@ pub fn run_if_worker() -> Option<i32> {
     })
 }
 
-type Out = Arc<Mutex<std::io::Stdout>>;
+/// The worker's side of its pipe to the host, buffered: flushed whenever the worker is
+/// about to wait for the host (so a batch's answers go in few writes).
+type Out = Arc<Mutex<std::io::BufWriter<std::fs::File>>>;
 
 fn send(out: &Out, message: &FromWorker) -> bool {
     // A poisoned lock only means a panic elsewhere while writing: the pipe is what it is.
     let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
     write_frame(&mut *o, message).is_ok()
+}
+
+fn flush(out: &Out) -> bool {
+    out.lock().unwrap_or_else(|e| e.into_inner()).flush().is_ok()
 }
 
 /// Send a call's answer: the library's status and its response bytes, as they are.
@@ -127,7 +135,7 @@ fn send_response(out: &Out, code: i32, bytes: &[u8]) -> bool {
         return false;
     }
     let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-    o.write_all(&buf).and_then(|()| o.flush()).is_ok()
+    o.write_all(&buf).is_ok()
 }
 
 /// A response the worker makes itself (to a batch, or for a call the library could not
@@ -250,7 +258,6 @@ fn own_address_space() -> u64 {
 
 fn confine(a: &WorkerArgs) -> Result<(), String> {
     use nix::sys::resource::{Resource, setrlimit};
-    close_inherited_fds();
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
     if a.memory_mb > 0 {
@@ -279,8 +286,24 @@ fn limit_call_cpu(cpu_seconds: u64) {
     }
 }
 
+/// The pipe to the host, moved off standard output, which becomes standard error: what
+/// a library prints cannot end up in the protocol.
+fn host_pipe() -> std::io::Result<std::fs::File> {
+    let pipe = nix::unistd::dup(std::io::stdout())?;
+    nix::unistd::dup2_stdout(std::io::stderr())?;
+    Ok(std::fs::File::from(pipe))
+}
+
 fn serve(a: &WorkerArgs) -> i32 {
-    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    close_inherited_fds();
+    let pipe = match host_pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("translator worker: cannot set up its pipe: {e}");
+            return 1;
+        }
+    };
+    let out: Out = Arc::new(Mutex::new(std::io::BufWriter::with_capacity(1 << 16, pipe)));
     if let Err(e) = confine(a) {
         send(
             &out,
@@ -288,6 +311,7 @@ fn serve(a: &WorkerArgs) -> i32 {
                 message: format!("the worker could not confine itself: {e}"),
             },
         );
+        flush(&out);
         return 1;
     }
     let _ = tracing::subscriber::set_global_default(FrameLogger {
@@ -298,6 +322,7 @@ fn serve(a: &WorkerArgs) -> i32 {
         Ok(t) => t,
         Err(e) => {
             send(&out, &FromWorker::LoadFailed { message: e.to_string() });
+            flush(&out);
             return 0;
         }
     };
@@ -310,11 +335,15 @@ fn serve(a: &WorkerArgs) -> i32 {
         digest: translator.digest.clone(),
         always_run: translator.always_run(),
     };
-    if !send(&out, &loaded) {
+    if !send(&out, &loaded) || !flush(&out) {
         return 1;
     }
-    let mut input = std::io::stdin().lock();
+    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     loop {
+        // About to wait for the host: everything answered so far goes first.
+        if input.buffer().is_empty() && !flush(&out) {
+            return 1;
+        }
         let (kind, body) = match read_raw(&mut input) {
             Ok(Some(f)) => f,
             // The host closed the pipe: it is done with this worker.

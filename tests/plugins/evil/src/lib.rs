@@ -7,7 +7,8 @@
 //! - `loop`: loops for ever;
 //! - `alloc`: allocates (and touches) memory without bound;
 //! - `panic`: panics (caught by the SDK: an error, no crash);
-//! - `garbage`: writes garbage to its standard output, which is the worker's pipe.
+//! - `garbage`: writes garbage into every pipe it holds open for writing, its host's
+//!   included.
 //!
 //! Built with feature `exit-in-start-pass`, it exits in `start_pass`; with `v2`, it is
 //! version 1.0.1 (another library file, for replacing a broken one).
@@ -24,6 +25,30 @@ use monitor_sdk::translator::{Context, TranslateError, Translator};
 /// The test translator.
 #[derive(Debug, Default)]
 pub struct Evil;
+
+/// Write garbage into every pipe this process holds open for writing: its standard
+/// output, and whatever pipe its host talks to it through.
+fn garbage_into_pipes() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let fd = e.file_name().to_string_lossy().to_string();
+        let is_pipe = std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("pipe:"));
+        let write_only = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).is_ok_and(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .is_some_and(|f| f & 3 == 1)
+        });
+        if is_pipe
+            && write_only
+            && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(e.path())
+        {
+            let _ = f.write_all(b"\xff\xff\xff\x7fgarbage on the pipe");
+        }
+    }
+}
 
 fn recurse(n: u64) -> u64 {
     let pad = black_box([n; 64]);
@@ -71,11 +96,7 @@ impl Translator for Evil {
                 }
             }
             "panic" => panic!("evil panics on {machine}"),
-            "garbage" => {
-                let mut out = std::io::stdout();
-                let _ = out.write_all(b"\xff\xff\xff\x7fgarbage on the pipe");
-                let _ = out.flush();
-            }
+            "garbage" => garbage_into_pipes(),
             _ => {}
         }
         let groups = handle_contacts(c, ctx)?;
