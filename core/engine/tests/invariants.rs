@@ -74,3 +74,43 @@ fn the_engine_depends_on_no_runtime_crate() {
         );
     }
 }
+
+/// Whether `line` spells an output file name: `NN-name.cfg`, the machines' directory or
+/// the passive ACL.
+fn spells_an_output_file(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    let numbered = bytes.windows(4).enumerate().any(|(i, w)| {
+        w[0] == b'"' && w[1].is_ascii_digit() && w[2].is_ascii_digit() && w[3] == b'-' && line[i..].contains(".cfg\"")
+    });
+    numbered || line.contains("\"20-machines") || line.contains("\"passive-acl.conf")
+}
+
+#[test]
+fn only_the_layout_spells_output_file_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut offences = Vec::new();
+    for dir in ["core/engine/src", "core/runtime/src", "cli/src"] {
+        for entry in walkdir::WalkDir::new(root.join(dir)) {
+            let entry = entry.unwrap();
+            if entry.path().extension().is_none_or(|e| e != "rs") || entry.path().ends_with("layout.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if !line.trim_start().starts_with("//") && spells_an_output_file(line) {
+                    offences.push(format!("{}:{}: {}", entry.path().display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        spells_an_output_file(r#"PathBuf::from("31-clusters.cfg")"#),
+        "the check finds a name"
+    );
+    assert!(
+        offences.is_empty(),
+        "output file names outside layout.rs:\n{}",
+        offences.join("\n")
+    );
+}

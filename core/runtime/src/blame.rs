@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use monitor_engine::{Output, machine_file};
+use monitor_engine::{MACHINES_DIR, Output, machine_file};
 
 /// The marker that opens each machine's block in its shard file.
 const MARKER: &str = "# machine ";
@@ -40,7 +40,7 @@ fn file_and_line(error: &str) -> Option<(&str, usize)> {
 
 fn by_file(error: &str, output: &Output) -> Option<String> {
     let (path, line) = file_and_line(error)?;
-    let rel = &path[path.rfind("20-machines/")?..];
+    let rel = &path[path.rfind(&format!("{MACHINES_DIR}/"))?..];
     let text = output.files.get(Path::new(rel))?;
     text.lines()
         .take(line)
