@@ -16,7 +16,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid context expression {expr:?}: {reason}")]
 pub struct ContextError {
+    /// The expression, as written.
     pub expr: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 

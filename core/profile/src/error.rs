@@ -54,48 +54,82 @@ impl fmt::Display for ProfileError {
 /// The kinds of profile failure.
 #[derive(Debug, Error)]
 pub enum ProfileErrorKind {
+    /// The file could not be read.
     #[error("cannot read file: {0}")]
     Io(#[from] std::io::Error),
+    /// A gzip stream that does not decompress.
     #[error("cannot decompress gzip data: {0}")]
     Gzip(std::io::Error),
+    /// Not well-formed XML (or an encoding that is not read).
     #[error("XML syntax error: {0}")]
     Xml(String),
+    /// The document ends before its elements are closed.
     #[error("unexpected end of file: {0}")]
     Truncated(String),
+    /// Well-formed XML, but not an LCFG profile (no `<profile>`, `<lcfg>`, ...).
     #[error("not an LCFG profile: {0}")]
     NotAProfile(String),
+    /// A component, resource or tag name that LCFG does not allow.
     #[error("invalid {what} name {name:?}")]
-    InvalidName { what: &'static str, name: String },
+    InvalidName {
+        /// What kind of name (`component`, `resource`, `tag`).
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A resource that cannot be read (a bad type, template or list).
     #[error("resource {component}.{resource}: {message}")]
     Resource {
+        /// Its component.
         component: String,
+        /// Its name.
         resource: String,
+        /// What is wrong.
         message: String,
     },
+    /// Two values of one resource at the same context priority.
     #[error(
         "resource {component}.{resource}: conflicting values {first:?} and {second:?} at equal priority {priority}"
     )]
     Conflict {
+        /// Its component.
         component: String,
+        /// Its name.
         resource: String,
+        /// One value.
         first: String,
+        /// The other value.
         second: String,
+        /// The priority both have.
         priority: i32,
     },
+    /// A resource whose `cfg:context` expression cannot be read.
     #[error("resource {component}.{resource}: {source}")]
     Context {
+        /// Its component.
         component: String,
+        /// Its name.
         resource: String,
+        /// The expression's error.
         source: ContextError,
     },
+    /// `profile.node` is missing or empty.
     #[error("missing resource profile.node: the machine has no name")]
     NoMachineName,
+    /// A file or a decompressed stream over `MAX_PROFILE_BYTES`.
     #[error("{0}")]
     TooLarge(String),
+    /// A nesting depth, value size or entity expansion over the reader's limits.
     #[error("{0}")]
     Limit(String),
+    /// `profile.node` and `profile.domain` do not make a host name.
     #[error("machine name {name:?} (profile.node and profile.domain) is not a host name: {reason}")]
-    BadMachineName { name: String, reason: &'static str },
+    BadMachineName {
+        /// The name.
+        name: String,
+        /// Why it is not a host name.
+        reason: &'static str,
+    },
 }
 
 impl ProfileError {

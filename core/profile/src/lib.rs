@@ -11,6 +11,8 @@
 //!
 //! This crate never looks at translators, caches or Nagios.
 
+#![deny(missing_docs)]
+
 #[cfg(feature = "reader")]
 pub mod context;
 #[cfg(feature = "reader")]

@@ -11,11 +11,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceType {
+    /// `string` (or no `cfg:type`).
     String,
+    /// `integer`.
     Integer,
+    /// `boolean`.
     Boolean,
+    /// `list`: a tag list.
     List,
+    /// `publish`: a spanning map resource published to other machines.
     Publish,
+    /// `subscribe`: a spanning map resource subscribed to.
     Subscribe,
 }
 
@@ -26,6 +32,7 @@ pub struct Resource {
     pub name: String,
     /// The value. Booleans are canonical (`yes` or empty); a tag list holds its tags.
     pub value: String,
+    /// Its declared type.
     pub rtype: ResourceType,
     /// `cfg:derivation`, kept as the server wrote it.
     pub derivation: Option<String>,
@@ -44,7 +51,9 @@ pub struct Node {
 /// The answer of [`Component::lookup`]: a leaf's value or an internal node's children.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<'a> {
+    /// A resource's value.
     Value(&'a str),
+    /// The names of an internal node's children, in document order.
     Children(Vec<&'a str>),
 }
 
