@@ -139,14 +139,16 @@ pub struct PluginSettings {
 }
 
 impl Default for PluginSettings {
+    /// The runtime's defaults ([`WorkerSettings::new`]), in workers.
     fn default() -> Self {
+        let w = WorkerSettings::new(PathBuf::new(), PathBuf::new());
         PluginSettings {
             isolation: Isolation::Worker,
-            workers: 2,
-            call_timeout_seconds: 30,
-            pass_timeout_seconds: 120,
-            memory_mb: 2048,
-            cpu_seconds: 60,
+            workers: w.workers,
+            call_timeout_seconds: w.call_timeout.as_secs(),
+            pass_timeout_seconds: w.pass_timeout.as_secs(),
+            memory_mb: w.memory_mb,
+            cpu_seconds: w.cpu_seconds,
         }
     }
 }

@@ -22,7 +22,7 @@ use monitor_sdk::nagios::Bundle;
 use monitor_sdk::plugin::abi::{
     self, ABI_VERSION, CallFn, Declaration, FreeFn, HostApi, InitFn, MAGIC, OutBuf, level, status,
 };
-use monitor_sdk::plugin::protocol::{Call, CallError, PROTOCOL_VERSION, Reply, Request, Response};
+use monitor_sdk::plugin::protocol::{Call, CallError, PROTOCOL_VERSION, Reply, Response};
 use monitor_sdk::translator::{Context, TranslateError, Translator};
 
 /// The directory packages install translator libraries into.
@@ -109,12 +109,19 @@ extern "C" fn host_log(lvl: u32, target: *const u8, target_len: usize, msg: *con
         String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(p, n) }).into_owned()
     };
     let (target, msg) = (text(target, target_len), text(msg, msg_len));
+    log_plugin_event(None, lvl, &target, &msg);
+}
+
+/// Log one of a plugin's events in the host, at its level, under target `plugin`; with
+/// the library it came from when it crossed from a worker.
+pub(crate) fn log_plugin_event(library: Option<&Path>, lvl: u32, target: &str, msg: &str) {
+    let library = library.map(|p| tracing::field::display(p.display()));
     match lvl {
-        level::ERROR => tracing::error!(target: "plugin", plugin_target = %target, "{msg}"),
-        level::WARN => tracing::warn!(target: "plugin", plugin_target = %target, "{msg}"),
-        level::INFO => tracing::info!(target: "plugin", plugin_target = %target, "{msg}"),
-        level::DEBUG => tracing::debug!(target: "plugin", plugin_target = %target, "{msg}"),
-        _ => tracing::trace!(target: "plugin", plugin_target = %target, "{msg}"),
+        level::ERROR => tracing::error!(target: "plugin", library, plugin_target = %target, "{msg}"),
+        level::WARN => tracing::warn!(target: "plugin", library, plugin_target = %target, "{msg}"),
+        level::INFO => tracing::info!(target: "plugin", library, plugin_target = %target, "{msg}"),
+        level::DEBUG => tracing::debug!(target: "plugin", library, plugin_target = %target, "{msg}"),
+        _ => tracing::trace!(target: "plugin", library, plugin_target = %target, "{msg}"),
     }
 }
 
@@ -165,7 +172,7 @@ pub fn load(path: &Path, copy_dir: &Path) -> Result<PluginTranslator, LoadError>
 }
 
 /// A library's bytes and their blake3 (hex): its identity.
-fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
+pub(crate) fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -176,10 +183,29 @@ fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), LoadError> {
 
 /// Load a library whose bytes were read (and hashed into `digest`) from `path`.
 fn load_bytes(path: &Path, bytes: &[u8], digest: String, copy_dir: &Path) -> Result<PluginTranslator, LoadError> {
+    place_copy(path, bytes, &digest, copy_dir)?;
+    load_placed(path, digest, copy_dir)
+}
+
+/// Put the content-addressed copy of a library (`COPY_DIR/<digest>.so`) in place, unless
+/// it is there already.
+pub(crate) fn place_copy(path: &Path, bytes: &[u8], digest: &str, copy_dir: &Path) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     };
+    std::fs::create_dir_all(copy_dir).map_err(io)?;
+    let copy = copy_dir.join(format!("{digest}.so"));
+    if !copy.exists() {
+        crate::writer::write_atomic(&copy, bytes).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Load the library read from `path` from its content-addressed copy, which
+/// [`place_copy`] put in `copy_dir` for `digest`: exactly the bytes that were hashed,
+/// without reading them again.
+pub fn load_placed(path: &Path, digest: String, copy_dir: &Path) -> Result<PluginTranslator, LoadError> {
     let existing = registry()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -188,11 +214,7 @@ fn load_bytes(path: &Path, bytes: &[u8], digest: String, copy_dir: &Path) -> Res
     let loaded = match existing {
         Some(l) => l,
         None => {
-            std::fs::create_dir_all(copy_dir).map_err(io)?;
             let copy = copy_dir.join(format!("{digest}.so"));
-            if !copy.exists() {
-                crate::writer::write_atomic(&copy, bytes).map_err(io)?;
-            }
             let loaded = Arc::new(open(path, &copy)?);
             registry()
                 .lock()
@@ -225,10 +247,7 @@ fn load_bytes(path: &Path, bytes: &[u8], digest: String, copy_dir: &Path) -> Res
         always_run: false,
         loaded,
     };
-    t.always_run = matches!(
-        t.call(t.loaded.calls.always_run, Call::AlwaysRun),
-        Ok(Reply::AlwaysRun(true))
-    );
+    t.always_run = matches!(t.call_raw(Call::AlwaysRun), Ok(Reply::AlwaysRun(true)));
     tracing::info!(component = %t.component, version = %t.version, path = %t.path.display(), digest = %t.digest, "translator plugin loaded");
     Ok(t)
 }
@@ -359,8 +378,8 @@ pub(crate) fn decode_response(code: i32, bytes: &[u8]) -> Result<Reply, CallErro
 impl PluginTranslator {
     /// Run one protocol call in the library, as its entry point for that call.
     pub fn call_raw(&self, call: Call) -> Result<Reply, CallError> {
-        let f = self.entry(entry_of(&call));
-        self.call(f, call)
+        let (code, bytes) = self.call_bytes(entry_of(&call), &encode_request(&call))?;
+        decode_response(code, &bytes)
     }
 
     fn entry(&self, entry: u8) -> CallFn {
@@ -386,21 +405,8 @@ impl PluginTranslator {
         Ok((code, take_bytes(&self.loaded.calls, code, out)?))
     }
 
-    fn call(&self, f: CallFn, call: Call) -> Result<Reply, CallError> {
-        let req = serde_json::to_vec(&Request {
-            protocol: PROTOCOL_VERSION,
-            call,
-        })
-        .map_err(|e| CallError::Protocol(e.to_string()))?;
-        let mut out = OutBuf::empty();
-        // SAFETY: `f` has the ABI's CallFn signature; `req` is valid for its length for the
-        // duration of the call, and `out` is a valid slot.
-        let code = unsafe { f(req.as_ptr(), req.len(), &mut out) };
-        take_response(&self.loaded.calls, code, out)
-    }
-
-    fn bundle(&self, f: CallFn, call: Call) -> Result<Bundle, TranslateError> {
-        bundle_of(self.call(f, call))
+    fn bundle(&self, call: Call) -> Result<Bundle, TranslateError> {
+        bundle_of(self.call_raw(call))
     }
 }
 
@@ -501,27 +507,24 @@ impl Translator for PluginTranslator {
     }
 
     fn start_pass(&mut self) -> Result<Bundle, TranslateError> {
-        self.bundle(self.loaded.calls.start_pass, Call::StartPass)
+        self.bundle(Call::StartPass)
     }
 
     fn translate(&self, machine: &str, component: &Component, ctx: &mut Context) -> Result<Bundle, TranslateError> {
         let call = translate_call(machine, component);
-        translated(self.call(self.loaded.calls.translate, call), ctx)
+        translated(self.call_raw(call), ctx)
     }
 
     fn notify_unchanged(&self, machine: &str) {
-        if let Err(e) = self.call(
-            self.loaded.calls.notify_unchanged,
-            Call::NotifyUnchanged {
-                machine: machine.into(),
-            },
-        ) {
+        if let Err(e) = self.call_raw(Call::NotifyUnchanged {
+            machine: machine.into(),
+        }) {
             tracing::warn!(component = %self.component, error = %e, "notify_unchanged failed");
         }
     }
 
     fn finish_pass(&mut self) -> Result<Bundle, TranslateError> {
-        self.bundle(self.loaded.calls.finish_pass, Call::FinishPass)
+        self.bundle(Call::FinishPass)
     }
 
     fn always_run(&self) -> bool {

@@ -119,10 +119,13 @@ impl PluginSet {
                 continue;
             }
             if let Some(settings) = &self.workers {
-                drop(bytes);
                 // The library's earlier workers go with the translator they served.
                 self.health.retain(|(h, _)| h.path() != path);
-                match crate::worker::load_in_worker(&path, settings) {
+                // The workers load the copy of the bytes hashed here, without reading the
+                // library again.
+                let placed = place_copy(&path, &bytes, &digest, &settings.copy_dir);
+                drop(bytes);
+                match placed.and_then(|()| crate::worker::load_placed_in_worker(&path, &digest, settings)) {
                     Ok(t) => {
                         use monitor_sdk::translator::Translator;
                         self.health.push((t.health(), t.component().to_string()));

@@ -100,17 +100,17 @@ pub fn decode<T: DeserializeOwned>(kind: u8, body: &[u8]) -> Result<T, FrameErro
     serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
-/// Read one JSON message; `Ok(None)` when the stream ends cleanly between messages.
-pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, FrameError> {
-    match read_raw(r)? {
-        None => Ok(None),
-        Some((kind, body)) => decode(kind, &body).map(Some),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read one JSON message; `Ok(None)` when the stream ends cleanly between messages.
+    fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, FrameError> {
+        match read_raw(r)? {
+            None => Ok(None),
+            Some((kind, body)) => decode(kind, &body).map(Some),
+        }
+    }
 
     #[test]
     fn frames_round_trip_and_bad_streams_are_named() {

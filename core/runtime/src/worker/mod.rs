@@ -34,7 +34,10 @@ use monitor_sdk::plugin::protocol::{Call, CallError, Reply};
 use monitor_sdk::profile::Component;
 use monitor_sdk::translator::{Context, TranslateError, Translator};
 
-use crate::plugin_host::{LoadError, bundle_of, decode_response, encode_request, entry_of, translate_call, translated};
+use crate::plugin_host::{
+    LoadError, bundle_of, decode_response, encode_request, entry_of, place_copy, read_hashed, translate_call,
+    translated,
+};
 use frame::read_raw;
 pub use serve::{WORKER_ARG, WorkerArgs, run_if_worker};
 
@@ -167,11 +170,24 @@ impl std::fmt::Debug for WorkerTranslator {
 
 /// Load the library at `path` in a worker: its identity, or why it cannot serve.
 pub fn load_in_worker(path: &Path, settings: &WorkerSettings) -> Result<WorkerTranslator, LoadError> {
+    let (bytes, digest) = read_hashed(path)?;
+    place_copy(path, &bytes, &digest, &settings.copy_dir)?;
+    load_placed_in_worker(path, &digest, settings)
+}
+
+/// Load the library read from `path`, whose copy [`place_copy`] put in place for
+/// `digest`, in a worker.
+pub fn load_placed_in_worker(
+    path: &Path,
+    digest: &str,
+    settings: &WorkerSettings,
+) -> Result<WorkerTranslator, LoadError> {
     let err = |message: String| LoadError::Worker {
         path: path.to_path_buf(),
         message,
     };
-    let (worker, first) = spawn(path, settings).map_err(|why| err(format!("{}: its worker {why}", path.display())))?;
+    let (worker, first) =
+        spawn(path, digest, settings).map_err(|why| err(format!("{}: its worker {why}", path.display())))?;
     let FromWorker::Loaded {
         component,
         version,
@@ -197,6 +213,7 @@ pub fn load_in_worker(path: &Path, settings: &WorkerSettings) -> Result<WorkerTr
     Ok(WorkerTranslator {
         pool: Arc::new(Pool {
             path: path.to_path_buf(),
+            digest: digest.to_string(),
             settings: settings.clone(),
             slots,
             next: AtomicUsize::new(0),

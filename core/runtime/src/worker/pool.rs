@@ -67,6 +67,8 @@ pub fn describe(status: Option<ExitStatus>, memory_mb: u64) -> String {
 /// The pool of workers of one library.
 pub(super) struct Pool {
     pub(super) path: PathBuf,
+    /// The library's digest: its workers load its content-addressed copy.
+    pub(super) digest: String,
     pub(super) settings: WorkerSettings,
     pub(super) slots: Vec<Mutex<Option<Worker>>>,
     pub(super) next: AtomicUsize,
@@ -80,32 +82,17 @@ pub(super) struct Pool {
 
 /// The level of the host's most verbose enabled event, as the worker's `--log-level`.
 pub(super) fn host_log_level() -> u32 {
-    use tracing::level_filters::LevelFilter;
-    match LevelFilter::current() {
-        LevelFilter::OFF => 0,
-        LevelFilter::ERROR => 1,
-        LevelFilter::WARN => 2,
-        LevelFilter::INFO => 3,
-        LevelFilter::DEBUG => 4,
-        _ => 5,
-    }
-}
-
-pub(super) fn log_plugin_event(library: &Path, level: u32, target: &str, message: &str) {
-    let lib = library.display();
-    match level {
-        1 => tracing::error!(target: "plugin", library = %lib, plugin_target = %target, "{message}"),
-        2 => tracing::warn!(target: "plugin", library = %lib, plugin_target = %target, "{message}"),
-        3 => tracing::info!(target: "plugin", library = %lib, plugin_target = %target, "{message}"),
-        4 => tracing::debug!(target: "plugin", library = %lib, plugin_target = %target, "{message}"),
-        _ => tracing::trace!(target: "plugin", library = %lib, plugin_target = %target, "{message}"),
-    }
+    tracing::level_filters::LevelFilter::current()
+        .into_level()
+        .map(monitor_sdk::plugin::guest::abi_level)
+        .unwrap_or(0)
 }
 
 /// Start a worker for `path`; its first message is returned with it.
-pub(super) fn spawn(path: &Path, s: &WorkerSettings) -> Result<(Worker, FromWorker), String> {
+pub(super) fn spawn(path: &Path, digest: &str, s: &WorkerSettings) -> Result<(Worker, FromWorker), String> {
     let args = WorkerArgs {
         library: path.to_path_buf(),
+        digest: digest.to_string(),
         copy_dir: s.copy_dir.clone(),
         log_level: host_log_level(),
         memory_mb: s.memory_mb,
@@ -136,7 +123,7 @@ pub(super) fn spawn(path: &Path, s: &WorkerSettings) -> Result<(Worker, FromWork
                 let incoming = match read_raw(&mut r) {
                     Ok(Some((frame::JSON, body))) => match frame::decode::<FromWorker>(frame::JSON, &body) {
                         Ok(FromWorker::Log { level, target, message }) => {
-                            log_plugin_event(&library, level, &target, &message);
+                            crate::plugin_host::log_plugin_event(Some(&library), level, &target, &message);
                             continue;
                         }
                         Ok(m) => Incoming::Message(m),
@@ -231,7 +218,7 @@ impl Pool {
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or_default();
         std::thread::sleep(wait);
-        match spawn(&self.path, &self.settings) {
+        match spawn(&self.path, &self.digest, &self.settings) {
             Ok((w, FromWorker::Loaded { .. })) => Ok((slot, w)),
             Ok((w, other)) => {
                 w.kill();

@@ -23,11 +23,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use monitor_sdk::plugin::abi::status;
+use monitor_sdk::plugin::guest::{Forwarder, tracing_level};
 use monitor_sdk::plugin::protocol::{Call, CallError, PROTOCOL_VERSION, Reply, Response};
 
 use super::frame::{self, read_raw, write_frame};
 use super::{FromWorker, ToWorker};
-use crate::plugin_host::load;
+use crate::plugin_host::load_placed;
 
 /// The first argument that makes a monitor-compile binary a translator worker.
 pub const WORKER_ARG: &str = "__translator-worker";
@@ -35,8 +36,10 @@ pub const WORKER_ARG: &str = "__translator-worker";
 /// What a worker is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerArgs {
-    /// The plugin library.
+    /// The plugin library (its name in messages).
     pub library: PathBuf,
+    /// Its digest: the worker loads `COPY_DIR/<digest>.so`, which the host put there.
+    pub digest: String,
     /// Where its content-addressed copy goes.
     pub copy_dir: PathBuf,
     /// The most verbose level of the plugin's log events that cross: 1 (error) to 5 (trace).
@@ -53,6 +56,8 @@ impl WorkerArgs {
         vec![
             "--library".into(),
             self.library.clone().into(),
+            "--digest".into(),
+            self.digest.clone().into(),
             "--copy-dir".into(),
             self.copy_dir.clone().into(),
             "--log-level".into(),
@@ -67,6 +72,7 @@ impl WorkerArgs {
     fn parse(args: impl Iterator<Item = OsString>) -> Result<Self, String> {
         let mut a = WorkerArgs {
             library: PathBuf::new(),
+            digest: String::new(),
             copy_dir: PathBuf::new(),
             log_level: 3,
             memory_mb: 0,
@@ -83,6 +89,7 @@ impl WorkerArgs {
             };
             match flag.to_str() {
                 Some("--library") => a.library = value.clone().into(),
+                Some("--digest") => a.digest = value.to_str().ok_or("--digest: not UTF-8")?.to_string(),
                 Some("--copy-dir") => a.copy_dir = value.clone().into(),
                 Some("--log-level") => a.log_level = number()? as u32,
                 Some("--memory-mb") => a.memory_mb = number()?,
@@ -90,8 +97,8 @@ impl WorkerArgs {
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
         }
-        if a.library.as_os_str().is_empty() || a.copy_dir.as_os_str().is_empty() {
-            return Err("--library and --copy-dir are required".into());
+        if a.library.as_os_str().is_empty() || a.copy_dir.as_os_str().is_empty() || a.digest.is_empty() {
+            return Err("--library, --digest and --copy-dir are required".into());
         }
         Ok(a)
     }
@@ -148,85 +155,6 @@ fn own_response(result: Result<Reply, CallError>) -> (i32, Vec<u8>) {
     };
     // Invariant: a Response always serializes (plain data).
     (code, serde_json::to_vec(&response).unwrap_or_default())
-}
-
-/// Forwards the plugin's (and the loader's) `tracing` events to the host, at or above
-/// the host's level only.
-struct FrameLogger {
-    out: Out,
-    max: tracing::Level,
-}
-
-struct Message(String);
-
-impl tracing::field::Visit for Message {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0.insert_str(0, &format!("{value:?}"));
-        } else {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
-        }
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0.insert_str(0, value);
-        } else {
-            self.0.push_str(&format!(" {}={value}", field.name()));
-        }
-    }
-}
-
-impl tracing::Subscriber for FrameLogger {
-    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
-        *meta.level() <= self.max
-    }
-
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-
-    fn enter(&self, _: &tracing::span::Id) {}
-
-    fn exit(&self, _: &tracing::span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        let meta = event.metadata();
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        send(
-            &self.out,
-            &FromWorker::Log {
-                level: level_number(*meta.level()),
-                target: meta.target().to_string(),
-                message: m.0,
-            },
-        );
-    }
-}
-
-fn level_number(l: tracing::Level) -> u32 {
-    match l {
-        tracing::Level::ERROR => 1,
-        tracing::Level::WARN => 2,
-        tracing::Level::INFO => 3,
-        tracing::Level::DEBUG => 4,
-        tracing::Level::TRACE => 5,
-    }
-}
-
-fn level_of(n: u32) -> tracing::Level {
-    match n {
-        0 | 1 => tracing::Level::ERROR,
-        2 => tracing::Level::WARN,
-        3 => tracing::Level::INFO,
-        4 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    }
 }
 
 /// Close every file descriptor above 2: the worker keeps only its pipes.
@@ -314,11 +242,22 @@ fn serve(a: &WorkerArgs) -> i32 {
         flush(&out);
         return 1;
     }
-    let _ = tracing::subscriber::set_global_default(FrameLogger {
-        out: out.clone(),
-        max: level_of(a.log_level),
-    });
-    let translator = match load(&a.library, &a.copy_dir) {
+    // The plugin's (and the loader's) events, at or above the host's level only.
+    let log_out = out.clone();
+    let _ = tracing::subscriber::set_global_default(Forwarder::new(
+        tracing_level(a.log_level),
+        move |level, target, message| {
+            send(
+                &log_out,
+                &FromWorker::Log {
+                    level,
+                    target: target.to_string(),
+                    message: message.to_string(),
+                },
+            );
+        },
+    ));
+    let translator = match load_placed(&a.library, a.digest.clone(), &a.copy_dir) {
         Ok(t) => t,
         Err(e) => {
             send(&out, &FromWorker::LoadFailed { message: e.to_string() });
@@ -397,6 +336,7 @@ mod tests {
     fn worker_arguments_round_trip() {
         let a = WorkerArgs {
             library: "/usr/lib/monitor-compile/translators/jabberd.so".into(),
+            digest: "d8ea7f4199e74ed234e7bdb9ffae66d620d35fe4c4d46ab9202e3bc8d1d748f2".into(),
             copy_dir: "/var/lib/monitor-compile/plugins".into(),
             log_level: 4,
             memory_mb: 1024,

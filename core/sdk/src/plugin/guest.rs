@@ -63,9 +63,43 @@ fn host_log(lvl: u32, target: &str, msg: &str) {
     }
 }
 
-/// The plugin's `tracing` subscriber: forwards each event to the host. Spans are not
-/// forwarded (the host logs the call's own context), so they all share one id.
-struct HostLogger;
+/// A `tracing` subscriber that hands each event at or above its level to a sink, as
+/// (ABI level, target, message with its fields). The plugin side uses one that forwards to
+/// the host's log callback; a worker process, one that forwards over its pipe. Spans are
+/// not forwarded (the host logs the call's own context), so they all share one id.
+pub struct Forwarder<F> {
+    max: tracing::Level,
+    sink: F,
+}
+
+impl<F: Fn(u32, &str, &str) + Send + Sync + 'static> Forwarder<F> {
+    /// Forward events at `max` and above (`ERROR` is the highest) to `sink`.
+    pub fn new(max: tracing::Level, sink: F) -> Self {
+        Forwarder { max, sink }
+    }
+}
+
+/// The ABI level ([`level`]) of a `tracing` level.
+pub fn abi_level(l: tracing::Level) -> u32 {
+    match l {
+        tracing::Level::ERROR => level::ERROR,
+        tracing::Level::WARN => level::WARN,
+        tracing::Level::INFO => level::INFO,
+        tracing::Level::DEBUG => level::DEBUG,
+        tracing::Level::TRACE => level::TRACE,
+    }
+}
+
+/// The `tracing` level of an ABI level; below `ERROR` is `ERROR`, above `TRACE` `TRACE`.
+pub fn tracing_level(n: u32) -> tracing::Level {
+    match n {
+        0 | level::ERROR => tracing::Level::ERROR,
+        level::WARN => tracing::Level::WARN,
+        level::INFO => tracing::Level::INFO,
+        level::DEBUG => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    }
+}
 
 struct Message(String);
 
@@ -87,9 +121,9 @@ impl Visit for Message {
     }
 }
 
-impl tracing::Subscriber for HostLogger {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
+impl<F: Fn(u32, &str, &str) + Send + Sync + 'static> tracing::Subscriber for Forwarder<F> {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= self.max
     }
 
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
@@ -106,16 +140,9 @@ impl tracing::Subscriber for HostLogger {
 
     fn event(&self, event: &tracing::Event<'_>) {
         let meta = event.metadata();
-        let lvl = match *meta.level() {
-            tracing::Level::ERROR => level::ERROR,
-            tracing::Level::WARN => level::WARN,
-            tracing::Level::INFO => level::INFO,
-            tracing::Level::DEBUG => level::DEBUG,
-            tracing::Level::TRACE => level::TRACE,
-        };
         let mut m = Message(String::new());
         event.record(&mut m);
-        host_log(lvl, meta.target(), &m.0);
+        (self.sink)(abi_level(*meta.level()), meta.target(), &m.0);
     }
 }
 
@@ -139,7 +166,7 @@ pub unsafe fn init(
         return status::ERROR;
     }
     let _ = HOST_LOG.set(api.log);
-    let _ = tracing::subscriber::set_global_default(HostLogger);
+    let _ = tracing::subscriber::set_global_default(Forwarder::new(tracing::Level::TRACE, host_log));
     std::panic::set_hook(Box::new(|info| host_log(level::ERROR, "panic", &info.to_string())));
     let result = match catch_unwind(AssertUnwindSafe(|| instance.cell.get_or_init(|| RwLock::new(make())))) {
         Ok(lock) => {
