@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::backend::{Backend, Icinga2Settings, ZoneSettings};
 use monitor_engine::base::BaseConfig;
 use monitor_runtime::deploy::{DeployPoint, Reload};
 use monitor_runtime::guard::RemovalPolicy;
@@ -106,6 +107,16 @@ pub struct Settings {
     /// How plugin libraries are run: the `[plugins]` table (docs/daemon.md).
     #[serde(default)]
     pub plugins: PluginSettings,
+    /// `"nagios"` (default) or `"icinga2"` (docs/icinga2.md).
+    #[serde(default)]
+    pub backend: Backend,
+    /// The zones: the `[zones]` table (docs/icinga2.md). Without it every machine is in
+    /// one master zone, and the Nagios backend writes no zone hostgroups.
+    #[serde(default)]
+    pub zones: Option<ZoneSettings>,
+    /// The Icinga 2 backend's settings: the `[icinga2]` table.
+    #[serde(default)]
+    pub icinga2: Icinga2Settings,
 }
 
 /// Where plugin libraries run.
@@ -240,6 +251,9 @@ pub struct Overrides {
     /// Daemon: grace period for profiles being written, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub error_grace_seconds: Option<u64>,
+    /// The monitoring core to write for: nagios (default) or icinga2.
+    #[arg(long, value_enum, value_name = "CORE")]
+    pub backend: Option<Backend>,
     /// Daemon, for tests only: stop every deploy for good at this point (`staged`,
     /// `validated`, `renamed` or `swapped`), for a test to `kill -9` the daemon there.
     #[arg(long, hide = true, value_name = "POINT")]
@@ -294,6 +308,13 @@ pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settin
             table.insert(key.into(), path(v));
         }
     }
+    if let Some(b) = o.backend {
+        let name = match b {
+            Backend::Nagios => "nagios",
+            Backend::Icinga2 => "icinga2",
+        };
+        table.insert("backend".into(), toml::Value::String(name.into()));
+    }
     if let Some(u) = &o.validate_user {
         table.insert("validate_user".into(), toml::Value::String(u.clone()));
     }
@@ -310,7 +331,8 @@ pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settin
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "the command line".into());
     let mut required = vec![("profiles", "--profiles"), ("users", "--users"), ("output", "--output")];
-    if mode == Mode::Daemon {
+    let icinga = table.get("backend").and_then(toml::Value::as_str) == Some("icinga2");
+    if mode == Mode::Daemon && !icinga {
         required.extend([("nagios_config", "--nagios-config"), ("command_file", "--command-file")]);
     }
     for (key, flag) in required {
@@ -330,6 +352,25 @@ pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settin
         .try_into()
         .map_err(|e| format!("{what}: {e}"))?;
     settings.base_config().map_err(|e| format!("{what}: {e}"))?;
+    settings.engine_zones().map_err(|e| format!("{what}: {e}"))?;
+    if settings.backend == Backend::Icinga2 {
+        settings.icinga_tree().map_err(|e| format!("{what}: {e}"))?;
+        if mode == Mode::Daemon {
+            match settings.icinga2.results {
+                crate::backend::Results::Api if settings.icinga2.api.is_none() => {
+                    return Err(format!(
+                        "{what}: [icinga2] results = \"api\" needs an [icinga2.api] table (url, user, password_file)"
+                    ));
+                }
+                crate::backend::Results::CommandPipe if settings.command_file.as_os_str().is_empty() => {
+                    return Err(format!(
+                        "{what}: [icinga2] results = \"command-pipe\" needs command_file"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(settings)
 }
 
@@ -378,6 +419,19 @@ impl Settings {
         })
     }
 
+    /// The engine's zones (none unless `[zones]` is given).
+    pub fn engine_zones(&self) -> Result<monitor_engine::zones::Zones, String> {
+        match &self.zones {
+            Some(z) => z.engine_zones(),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// The Icinga 2 zone tree: `[zones]`, or one master zone of this machine.
+    pub fn icinga_tree(&self) -> Result<monitor_icinga2::Tree, String> {
+        self.zones.clone().unwrap_or_default().tree()
+    }
+
     pub fn default_state_dir() -> PathBuf {
         default_state_dir()
     }
@@ -397,6 +451,9 @@ impl Settings {
 
     /// The status file to poll: `status_file`, or the main config's `status_file=`.
     pub fn nagios_status_file(&self) -> Option<PathBuf> {
+        if self.backend == Backend::Icinga2 {
+            return None;
+        }
         if let Some(f) = &self.status_file {
             return Some(f.clone());
         }
@@ -421,8 +478,13 @@ impl Settings {
     }
 
     pub fn reload_method(&self) -> Reload {
-        self.reload.clone().unwrap_or_else(|| Reload::CommandFile {
-            path: self.command_file.clone(),
+        self.reload.clone().unwrap_or_else(|| match self.backend {
+            Backend::Nagios => Reload::CommandFile {
+                path: self.command_file.clone(),
+            },
+            Backend::Icinga2 => Reload::Icinga2Signal {
+                pid_file: PathBuf::from(monitor_runtime::icinga2::DEFAULT_PID_FILE),
+            },
         })
     }
 }

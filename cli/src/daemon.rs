@@ -14,13 +14,16 @@ use monitor_engine::cache::FragmentCache;
 use monitor_engine::users::TomlUsers;
 use monitor_engine::{DEPLOY_SERVICE, DeployService, Engine, Listing, Output, PassReport, list_profiles};
 use monitor_runtime::blame;
-use monitor_runtime::deploy::{self, DeployConfig, DeployTimings, Deployed, ServiceResult};
+use monitor_runtime::deploy::{self, DeployConfig, DeployTimings, Deployed, Icinga2Deploy, ServiceResult};
 use monitor_runtime::guard::{Inventory, InventoryCache, Removal};
+use monitor_runtime::icinga2::api::ApiClient;
+use monitor_runtime::icinga2::validate::Validator;
 use monitor_runtime::plugin_host::PluginSet;
 use monitor_runtime::store::Store;
 use notify::Watcher;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::config::{self, Overrides, Settings};
 
 /// How long each phase of the last pass took, in milliseconds.
@@ -477,7 +480,7 @@ impl Daemon {
         if changed.is_empty() {
             return 0;
         }
-        match deploy::submit_service_results(&self.settings.command_file, &changed) {
+        match self.send_results(&changed) {
             Ok(()) => {
                 let n = changed.len();
                 tracing::debug!(results = n, "results submitted");
@@ -489,9 +492,38 @@ impl Daemon {
                 n
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot submit results to Nagios");
+                tracing::warn!(error = %e, "cannot submit results (they are sent again on the next pass)");
                 0
             }
+        }
+    }
+
+    /// Send results: to Nagios's (or Icinga 2's) command file, or through Icinga 2's API.
+    fn send_results(&self, results: &[&ServiceResult]) -> Result<(), String> {
+        let api = match (&self.settings.backend, &self.settings.icinga2) {
+            (Backend::Icinga2, s) if s.results == crate::backend::Results::Api => s.api.as_ref(),
+            _ => None,
+        };
+        let Some(api) = api else {
+            return deploy::submit_service_results(&self.settings.command_file, results);
+        };
+        let client = ApiClient::new(&api.client_config()).map_err(|e| e.to_string())?;
+        let mut failed = Vec::new();
+        for r in results {
+            let output = deploy::sanitize(&r.output);
+            if let Err(e) = client.process_check_result(&r.host, &r.description, r.code, &output) {
+                failed.push(format!("{}/{}: {e}", r.host, r.description));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} results not accepted by the Icinga 2 API: {}",
+                failed.len(),
+                results.len(),
+                failed.join("; ")
+            ))
         }
     }
 
@@ -560,13 +592,27 @@ impl Daemon {
         };
         phases.scan_ms = ms_since(started);
         let t = Instant::now();
-        let result = match self.engine.run_listing(&files) {
+        let mut result = match self.engine.run_listing(&files) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "pass failed; the live configuration is unchanged");
                 return None;
             }
         };
+        // The Icinga 2 backend maps the assembled objects to its tree of zones.
+        if self.settings.backend == Backend::Icinga2 {
+            let mapped = self
+                .settings
+                .icinga_tree()
+                .and_then(|tree| crate::backend::icinga_output(&result.output, &tree, &mut result.report));
+            match mapped {
+                Ok((output, _)) => result.output = output,
+                Err(e) => {
+                    tracing::error!(error = %e, "pass failed; the live configuration is unchanged");
+                    return None;
+                }
+            }
+        }
         match &mut self.store {
             Some(store) => {
                 if let Err(e) = store.save(self.engine.cache(), &result.changed_files) {
@@ -682,7 +728,10 @@ impl Daemon {
             )
         } else {
             let mut deployed = deploy::deploy_timed(&cfg, &output, &mut timings);
+            // Holding single machines back reads Nagios's errors; an Icinga 2 set is
+            // rejected whole.
             if let Ok(Deployed::Rejected { errors, .. }) = &deployed
+                && self.settings.backend == Backend::Nagios
                 && let Some((held, spliced, again)) =
                     self.deploy_without_rejected(&cfg, &result.output, &output, errors)
             {
@@ -1061,6 +1110,8 @@ fn make_engine(s: &Settings) -> Engine {
     let mut engine = Engine::new(crate::builtin_translators(), Box::new(TomlUsers::new(&s.users)), base);
     engine.set_status_services(true);
     engine.set_bind_paths(s.bind_paths);
+    // `config::load` checked the zones.
+    engine.set_zones(s.engine_zones().unwrap_or_default());
     engine.set_deploy_service(Some(DeployService {
         host: s.self_host.clone(),
         contact_groups: s.admin_groups.clone(),
@@ -1069,10 +1120,35 @@ fn make_engine(s: &Settings) -> Engine {
 }
 
 fn deploy_config(s: &Settings) -> DeployConfig {
+    let icinga2 = (s.backend == Backend::Icinga2).then(|| {
+        let user = s.icinga2.validate_user.as_deref().or(Some("nagios"));
+        let run_as = monitor_runtime::validate::validation_user(user).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot validate as the configured user; validating as this process");
+            None
+        });
+        let nodes = s
+            .icinga_tree()
+            .map(|t| crate::backend::nodes(&t.nodes()))
+            .unwrap_or_default();
+        Icinga2Deploy {
+            validator: Validator {
+                bin: s.icinga2.bin.clone(),
+                plugin_dir: s.icinga2.plugin_dir.clone(),
+                run_as,
+                work_dir: s.state_dir.join("verify-icinga2"),
+            },
+            nodes,
+        }
+    });
     DeployConfig {
         live: s.output.clone(),
         state_dir: s.state_dir.clone(),
-        nagios_bin: s.nagios_bin.clone(),
+        nagios_bin: if icinga2.is_some() {
+            s.icinga2.bin.clone()
+        } else {
+            s.nagios_bin.clone()
+        },
+        icinga2,
         nagios_config: s.nagios_config.clone(),
         reload: s.reload_method(),
         keep_rejected: s.keep_rejected,

@@ -3,6 +3,7 @@
 //! summary. A pass is `monitor-engine`'s and the live system `monitor-runtime`'s; this
 //! crate parses arguments, loads the configuration, runs the daemon and prints.
 
+pub mod backend;
 pub mod config;
 pub mod daemon;
 

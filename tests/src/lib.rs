@@ -9,6 +9,8 @@ use monitor_engine::base::BaseConfig;
 use monitor_engine::users::TomlUsers;
 use monitor_sdk::translator::Translator;
 
+pub mod icinga;
+
 /// docs/translator-guide.md, included so that every Rust example in it is a doctest:
 /// `cargo test -p monitor-integration-tests --doc`.
 #[doc = include_str!("../../docs/translator-guide.md")]

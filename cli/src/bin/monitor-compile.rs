@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use monitor_compile::backend::{Backend, icinga_output};
 use monitor_compile::config::{Mode, Overrides, Settings};
 use monitor_compile::daemon::{Status, status_path};
 use monitor_engine::Engine;
 use monitor_engine::users::TomlUsers;
 use monitor_runtime::guard::{Inventory, Removal};
+use monitor_runtime::icinga2::validate::Validator;
 use monitor_runtime::validate::{
     MINIMAL_RESOURCE, is_executable_file, missing_programs, parse_resource, validate_dir_as, validation_user,
 };
@@ -298,16 +300,26 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         base,
     );
     engine.set_bind_paths(settings.bind_paths);
+    engine.set_zones(settings.engine_zones()?);
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let copies = args.plugin_cache.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     // One pass: nothing will patch it.
     engine.set_incremental(false);
     let mut plugins = settings.plugin_set(monitor_compile::translator_dirs(&settings.translators), copies)?;
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
-    let result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
+    let mut result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
+    // The Icinga 2 backend maps the assembled objects to a tree of zones.
+    let (files, icinga_nodes) = match settings.backend {
+        Backend::Nagios => (result.output.clone(), None),
+        Backend::Icinga2 => {
+            let tree = settings.icinga_tree()?;
+            let (o, nodes) = icinga_output(&result.output, &tree, &mut result.report)?;
+            (o, Some(nodes))
+        }
+    };
     // The removal guard, against what the output directory holds now.
     let before = Inventory::of_dir(output).map_err(|e| format!("{}: cannot read: {e}", output.display()))?;
-    let removal = Removal::between(&before, &Inventory::of_output(&result.output));
+    let removal = Removal::between(&before, &Inventory::of_output(&files));
     let held = removal.exceeds(&settings.removal_guard);
     if !held.is_empty() && !args.allow_removals {
         match args.format {
@@ -330,9 +342,21 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::from(3));
     }
-    let written =
-        write_output(output, &result.output).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
-    let validation = if args.validate {
+    let written = write_output(output, &files).map_err(|e| format!("{}: cannot write: {e}", output.display()))?;
+    let icinga_validation = match (&icinga_nodes, args.validate) {
+        (Some(nodes), true) => {
+            let user = settings.icinga2.validate_user.as_deref().or(Some("nagios"));
+            let validator = Validator {
+                bin: settings.icinga2.bin.clone(),
+                plugin_dir: settings.icinga2.plugin_dir.clone(),
+                run_as: validation_user(user).map_err(|e| e.to_string())?,
+                work_dir: tmp.path().join("verify-icinga2"),
+            };
+            Some(validator.validate(output, nodes).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let validation = if args.validate && icinga_nodes.is_none() {
         let run_as = validation_user(settings.validate_user.as_deref()).map_err(|e| e.to_string())?;
         let mut check = validate_dir_as(&settings.nagios_bin, output, run_as.as_ref()).map_err(|e| e.to_string())?;
         check.missing_programs =
@@ -364,6 +388,25 @@ fn once(args: &Args) -> Result<ExitCode, String> {
                     v.warnings.len()
                 );
             }
+            if let Some(v) = &icinga_validation {
+                for n in &v.nodes {
+                    for e in &n.errors {
+                        eprintln!("icinga2 ({} in zone {}): {e}", n.endpoint, n.zone);
+                    }
+                    for w in &n.warnings {
+                        eprintln!("icinga2 ({} in zone {}): warning: {w}", n.endpoint, n.zone);
+                    }
+                    eprintln!(
+                        "icinga2 daemon -C as {} (zone {}): {} ({} errors, {} warnings, {:.0} ms)",
+                        n.endpoint,
+                        n.zone,
+                        if n.ok { "ok" } else { "FAILED" },
+                        n.errors.len(),
+                        n.warnings.len(),
+                        n.millis
+                    );
+                }
+            }
             eprintln!(
                 "output: {} ({} files written, {} unchanged, {} removed)",
                 output.display(),
@@ -379,6 +422,8 @@ fn once(args: &Args) -> Result<ExitCode, String> {
                 "report": result.report,
                 "written": written,
                 "validation": validation,
+                "icinga2_validation": icinga_validation,
+                "backend": match settings.backend { Backend::Nagios => "nagios", Backend::Icinga2 => "icinga2" },
                 "translators": translators,
                 "removal": removal,
                 "elapsed_ms": started.elapsed().as_millis() as u64,
@@ -386,7 +431,9 @@ fn once(args: &Args) -> Result<ExitCode, String> {
             println!("{doc}");
         }
     }
-    let failed = !result.report.errors.is_empty() || validation.as_ref().is_some_and(|v| !v.ok);
+    let failed = !result.report.errors.is_empty()
+        || validation.as_ref().is_some_and(|v| !v.ok)
+        || icinga_validation.as_ref().is_some_and(|v| !v.ok);
     // The process ends here: freeing every machine's cached fragments one by one would
     // only delay the exit (about 3% of a 10,000-machine compile). The plugin copies'
     // temporary directory is still removed.

@@ -20,6 +20,7 @@ use crate::registry::Registry;
 use crate::render::render_output;
 use crate::report::{PassReport, Phases, Problem};
 use crate::source::path_names_machine;
+use crate::zones::{Placed, Placement, Zones};
 
 /// What a full assembly reads of the engine: its cache, translators and settings, and the
 /// record of which file owns each machine (the one state it updates).
@@ -28,6 +29,8 @@ pub(crate) struct Assembler<'a> {
     pub(crate) registry: &'a Registry,
     pub(crate) base: &'a BaseConfig,
     pub(crate) owners: &'a std::sync::Mutex<BTreeMap<String, PathBuf>>,
+    pub(crate) zones: &'a Zones,
+    pub(crate) last_zones: &'a std::sync::Mutex<BTreeMap<String, String>>,
     pub(crate) bind_paths: bool,
     pub(crate) status_services: bool,
     pub(crate) incremental: bool,
@@ -56,8 +59,15 @@ impl Assembler<'_> {
         phase.mark("define");
         let managed = run_managers(&mut kept, &mut defs, &machines, contacts, report, &mut phase);
         phase.mark("managers");
+        // A poisoned lock only means a panic elsewhere: the map itself is whole.
+        let mut last_zones = self.last_zones.lock().unwrap_or_else(|e| e.into_inner());
+        let placement = Placement {
+            zones: self.zones,
+            last: &last_zones,
+        };
         let (files_out, outs) = render_output(
             self.status_services,
+            &placement,
             &machines,
             &kept,
             &defs,
@@ -67,6 +77,11 @@ impl Assembler<'_> {
             &mut phase,
         );
         phase.mark("render");
+        *last_zones = outs
+            .iter()
+            .filter_map(|(m, o)| Some((m.clone(), o.zone.clone()?)))
+            .collect();
+        drop(last_zones);
         let PassLevel {
             base,
             start: start_ok,
@@ -155,7 +170,10 @@ impl Assembler<'_> {
         finish: Vec<(String, Bundle)>,
         report: &mut PassReport,
     ) -> (PassLevel, Definitions) {
-        let base = base_definitions(self.base);
+        let mut base = base_definitions(self.base);
+        for g in self.zones.hostgroups() {
+            base.push(g);
+        }
         let mut defs = Definitions::default();
         if let Err(e) = defs.define(&base, "the base definitions") {
             report.errors.push(Problem::new(e));
@@ -186,7 +204,31 @@ impl Assembler<'_> {
     ) -> Kept<'a> {
         // Per machine: which components' fragments survive our checks.
         let mut kept: Kept<'_> = BTreeMap::new();
+        // A poisoned lock only means a panic elsewhere: the map itself is whole.
+        let last_zones = self.last_zones.lock().unwrap_or_else(|e| e.into_inner());
+        let placement = Placement {
+            zones: self.zones,
+            last: &last_zones,
+        };
         for (machine, (file, rec)) in machines {
+            // A zone the configuration lacks: the machine stays in its last zone, or, new,
+            // is left out (before the managers, which then never see its services).
+            match placement.place(machine, rec.zone.as_deref()) {
+                Placed::Kept(z, why) => report.errors.push(
+                    Problem::new(format!("{why}; it stays in zone {z}, its zone in the last assembly"))
+                        .file(file)
+                        .machine(machine),
+                ),
+                Placed::Out(why) => {
+                    report.errors.push(
+                        Problem::new(format!("{why}; the machine is left out until its zone is fixed"))
+                            .file(file)
+                            .machine(machine),
+                    );
+                    continue;
+                }
+                Placed::In(_) | Placed::Nowhere => {}
+            }
             let mut parts = Vec::new();
             // The engine's host for the machine is defined first: a translator that emits
             // a host of the machine's name is then an error for that component.
@@ -253,6 +295,7 @@ impl Assembler<'_> {
                 kept.insert(machine, (file, parts));
             }
         }
+        drop(last_zones);
         kept
     }
 }

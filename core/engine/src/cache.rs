@@ -19,7 +19,7 @@ use monitor_sdk::translator::Registration;
 /// [`PassOutput`]s), as the persistent store keeps it. Bump it when that form changes
 /// incompatibly: a store of another version is discarded and rebuilt. The form is held by
 /// the snapshot test `core/engine/tests/cache_format.rs`.
-pub const CACHE_FORMAT: &str = "monitor-compile-cache-1";
+pub const CACHE_FORMAT: &str = "monitor-compile-cache-2";
 
 /// Who produced a component's fragments: part of the cache key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub struct ComponentRecord {
 pub struct MachineRecord {
     pub machine: String,
     pub components: Vec<ComponentRecord>,
+    /// The zone its profile names (`nagios_client.zone`), if it names one.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 /// Everything remembered about one profile file.

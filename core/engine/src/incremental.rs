@@ -270,6 +270,8 @@ pub(crate) struct Patcher<'a> {
     pub(crate) cache: &'a FragmentCache,
     pub(crate) registry: &'a Registry,
     pub(crate) status_services: bool,
+    pub(crate) zones: &'a crate::zones::Zones,
+    pub(crate) last_zones: &'a std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Patcher<'_> {
@@ -397,8 +399,28 @@ impl Patcher<'_> {
         // Render the changed machines and rebuild their shards.
         let mut dirty = BTreeSet::new();
         let mut listed = false;
+        // A poisoned lock only means a panic elsewhere: the map itself is whole.
+        let mut last_zones = self.last_zones.lock().unwrap_or_else(|e| e.into_inner());
         for c in &work {
-            let out = render_machine(self.status_services, c.machine, c.file, c.rec, &c.new, &state.defs);
+            let placement = crate::zones::Placement {
+                zones: self.zones,
+                last: &last_zones,
+            };
+            if !matches!(
+                placement.place(c.machine, c.rec.zone.as_deref()),
+                crate::zones::Placed::In(_) | crate::zones::Placed::Nowhere
+            ) {
+                return Err("a machine names a zone the configuration does not have");
+            }
+            let out = render_machine(
+                self.status_services,
+                &placement,
+                c.machine,
+                c.file,
+                c.rec,
+                &c.new,
+                &state.defs,
+            );
             if !out.errors.is_empty() {
                 return Err("the engine's own objects for a machine are unsafe");
             }
@@ -406,9 +428,13 @@ impl Patcher<'_> {
             let slot = state.machines.get_mut(c.machine).ok_or("a machine not kept")?;
             report.services = report.services - slot.services + out.services;
             listed |= slot.warnings != out.warnings || slot.unknown != out.unknown;
+            if let Some(z) = &out.zone {
+                last_zones.insert(c.machine.to_string(), z.clone());
+            }
             *slot = out;
             dirty.insert(slot.shard);
         }
+        drop(last_zones);
         for shard in dirty {
             let mut text = String::from(HEADER);
             for m in state.members.get(shard).ok_or("a shard not kept")? {

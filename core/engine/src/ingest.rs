@@ -14,6 +14,9 @@ use crate::registry::{Registry, Slot, guarded};
 use crate::source::with_file_bytes;
 
 /// What reading one file found.
+// `Fresh` is what a cold pass makes for every file: boxing it would add an allocation
+// per file to save stack space in a vector that lives for one chunk.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Processed {
     /// The cached entry stands as it is.
     Reuse,
@@ -239,6 +242,11 @@ impl Ingest<'_> {
                 hash: p.hash,
                 stat: p.stat,
                 record: Some(MachineRecord {
+                    zone: p
+                        .profile
+                        .component("nagios_client")
+                        .and_then(|c| c.get_nonempty(crate::zones::ZONE_RESOURCE))
+                        .map(str::to_string),
                     machine: p.profile.machine,
                     // Invariant: every hole was filled by its translator's results.
                     components: recs.into_iter().flatten().collect(),

@@ -30,6 +30,7 @@ pub mod render;
 pub mod report;
 pub mod source;
 pub mod users;
+pub mod zones;
 
 pub use layout::{DEPLOY_FILE, HEADER, MACHINE_SHARDS, MACHINES_DIR, Output, machine_file};
 pub use pass::Engine;
@@ -37,3 +38,4 @@ pub use registry::MAX_FAILURES;
 pub use render::{DEPLOY_SERVICE, DeployService, NO_SERVICE};
 pub use report::{Assembly, EngineError, Outcome, PassReport, PassResult, Problem, status_service_description};
 pub use source::{Listing, find_profiles, list_profiles, path_names_machine};
+pub use zones::{ZoneName, ZoneRule, Zones, ZonesError};

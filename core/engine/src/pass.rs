@@ -43,6 +43,10 @@ pub struct Engine {
     /// Which file each machine came from in the last full assembly: when a second file
     /// claims a machine, its owner keeps it.
     pub(crate) owners: std::sync::Mutex<BTreeMap<String, PathBuf>>,
+    /// The zones machines are placed in (none configured by default).
+    pub(crate) zones: crate::zones::Zones,
+    /// Each machine's zone in the last assembly: kept when its profile names an unknown one.
+    pub(crate) last_zones: std::sync::Mutex<BTreeMap<String, String>>,
     /// A file whose path does not name its machine is an error (`set_bind_paths`).
     pub(crate) bind_paths: bool,
     /// Files this pass keeps at their last good configuration without opening them
@@ -68,6 +72,8 @@ impl Engine {
             incremental: true,
             deploy_service: None,
             owners: Default::default(),
+            zones: Default::default(),
+            last_zones: Default::default(),
             bind_paths: false,
             not_read: Default::default(),
             full_because: None,
@@ -143,6 +149,15 @@ impl Engine {
     /// machine to one file, and a file claiming another machine is an error.
     pub fn set_bind_paths(&mut self, on: bool) {
         self.bind_paths = on;
+    }
+
+    /// Place machines in zones (see [`crate::zones`]): each host joins its zone's
+    /// hostgroup, which the base defines. Changing the zones discards the last assembly.
+    pub fn set_zones(&mut self, zones: crate::zones::Zones) {
+        if zones != self.zones {
+            self.last = None;
+        }
+        self.zones = zones;
     }
 
     /// Add the daemon's `monitor-compile: deploy` passive service (see [`DeployService`]).
@@ -380,6 +395,8 @@ impl Engine {
                 cache: &self.cache,
                 registry: &self.registry,
                 status_services: self.status_services,
+                zones: &self.zones,
+                last_zones: &self.last_zones,
             })
             .patch(last, &fresh_entries)
             {
@@ -426,6 +443,8 @@ impl Engine {
                     registry: &self.registry,
                     base: &self.base,
                     owners: &self.owners,
+                    zones: &self.zones,
+                    last_zones: &self.last_zones,
                     bind_paths: self.bind_paths,
                     status_services: self.status_services,
                     incremental: self.incremental,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use monitor_sdk::helpers::DEFAULT_HOST;
-use monitor_sdk::nagios::{Bundle, Host, ObjectKind};
+use monitor_sdk::nagios::{Bundle, Host, ObjectKind, Value};
 use monitor_sdk::translator::Registration;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -19,11 +19,13 @@ use crate::layout::{
 };
 
 use crate::report::{PassReport, Phases, Problem, status_service_description};
+use crate::zones::{Placed, Placement, hostgroup_of};
 
 /// One kept machine's text in its shard file (host, fragments and status services),
 /// and what it adds to the report. The full and the incremental assembly both use it.
 pub(crate) fn render_machine(
     status_services: bool,
+    placement: &Placement<'_>,
     machine: &str,
     file: &Path,
     rec: &MachineRecord,
@@ -72,6 +74,16 @@ pub(crate) fn render_machine(
         .address(machine);
     if !groups.is_empty() {
         host = host.contact_groups(groups.iter().copied());
+    }
+    // A machine whose zone cannot be placed was left out before (`keep_fragments`), or
+    // made the incremental path refuse.
+    let zone = match placement.place(machine, rec.zone.as_deref()) {
+        Placed::In(z) | Placed::Kept(z, _) => Some(z),
+        Placed::Nowhere | Placed::Out(_) => None,
+    };
+    if let Some(z) = zone {
+        host = host.set("hostgroups", Value::Names(vec![hostgroup_of(z)]));
+        out.zone = Some(z.to_string());
     }
     if let Err(e) = host.object().check() {
         out.errors
@@ -229,6 +241,8 @@ pub(crate) struct MachineOut {
     pub(crate) unknown: Vec<Problem>,
     /// What the engine's own objects for it could not write safely.
     pub(crate) errors: Vec<Problem>,
+    /// Its zone, when zones are configured.
+    pub(crate) zone: Option<String>,
 }
 
 /// The passive service that carries the daemon's deploy result (held, rejected, rolled
@@ -254,6 +268,7 @@ pub const NO_SERVICE: &str = "the output defines no service, and Nagios refuses 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn render_output(
     status_services: bool,
+    placement: &Placement<'_>,
     machines: &Machines<'_>,
     kept: &Kept<'_>,
     defs: &Definitions,
@@ -305,7 +320,7 @@ pub(crate) fn render_output(
             let rec = machines[*machine].1;
             (
                 **machine,
-                render_machine(status_services, machine, file, rec, parts, defs),
+                render_machine(status_services, placement, machine, file, rec, parts, defs),
             )
         })
         .collect();

@@ -39,6 +39,7 @@ fn samples() -> String {
         }),
         record: Some(MachineRecord {
             machine: "h1.example.org".into(),
+            zone: Some("east".into()),
             components: vec![
                 ComponentRecord {
                     component: "ntp".into(),
@@ -100,12 +101,12 @@ fn samples() -> String {
 }
 
 #[test]
-fn the_cache_format_1_is_unchanged() {
+fn the_cache_format_2_is_unchanged() {
     assert_eq!(
-        CACHE_FORMAT, "monitor-compile-cache-1",
+        CACHE_FORMAT, "monitor-compile-cache-2",
         "a new cache format needs a new snapshot name"
     );
-    insta::assert_snapshot!("cache_format_1", samples());
+    insta::assert_snapshot!("cache_format_2", samples());
 }
 
 #[test]

@@ -106,8 +106,62 @@ fn scan(text: &str) -> FileInventory {
     inv
 }
 
+/// A DSL string literal as the Icinga 2 writer writes it (`"…"` with `\\`, `\"`, `\t`
+/// and `$$`), unquoted.
+fn icinga_string(s: &str) -> Option<String> {
+    let body = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                't' => out.push('\t'),
+                c => out.push(c),
+            },
+            '$' => {
+                chars.next();
+                out.push('$');
+            }
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The hosts and services of an Icinga 2 file the writer wrote (`object Host "h" {`,
+/// `object Service "s" {` with `host_name = "h"`).
+fn scan_icinga(text: &str) -> FileInventory {
+    let mut inv = FileInventory::default();
+    let mut service: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("object Host ") {
+            inv.hosts.extend(icinga_string(rest));
+        } else if let Some(rest) = line.strip_prefix("object Service ") {
+            service = icinga_string(rest);
+        } else if let Some(rest) = line.strip_prefix("  host_name = ")
+            && let Some(d) = service.take()
+            && let Some(h) = icinga_string(rest)
+        {
+            inv.services.push((h, d));
+        } else if line == "}" {
+            service = None;
+        }
+    }
+    inv
+}
+
 fn is_object_file(rel: &Path) -> bool {
-    rel.extension().is_some_and(|e| e == "cfg")
+    rel.extension().is_some_and(|e| e == "cfg" || e == "conf")
+}
+
+/// The inventory of one object file: Nagios (`.cfg`) or Icinga 2 (`.conf`).
+fn scan_file(rel: &Path, text: &str) -> FileInventory {
+    if rel.extension().is_some_and(|e| e == "conf") {
+        scan_icinga(text)
+    } else {
+        scan(text)
+    }
 }
 
 impl Inventory {
@@ -128,7 +182,7 @@ impl Inventory {
             let entry = entry.map_err(std::io::Error::other)?;
             if entry.file_type().is_file() && is_object_file(entry.path()) {
                 let text = std::fs::read_to_string(entry.path())?;
-                inv.add(&scan(&text));
+                inv.add(&scan_file(entry.path(), &text));
             }
         }
         Ok(inv)
@@ -162,7 +216,7 @@ impl InventoryCache {
                 None => true,
             };
             if fresh {
-                self.files.insert(rel.clone(), (text.clone(), scan(text)));
+                self.files.insert(rel.clone(), (text.clone(), scan_file(rel, text)));
             }
             if let Some((_, f)) = self.files.get(rel) {
                 inv.add(f);
@@ -275,6 +329,25 @@ impl Removal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_icinga2_tree_counts_its_hosts_and_services_not_its_templates() {
+        let text = "// header\n\ntemplate Host \"tpl\" {\n  check_command = \"hostalive\"\n}\n\n\
+            object Host \"h\\\"1\" {\n  import \"tpl\"\n}\n\n\
+            object Service \"Cost $$5\" {\n  import \"s\"\n  host_name = \"h\\\"1\"\n}\n\n\
+            template Service \"s\" {\n  host_name = \"no\"\n}\n\n\
+            object Dependency \"d\" {\n  child_host_name = \"x\"\n}\n";
+        let mut output = Output::default();
+        output
+            .files
+            .insert(PathBuf::from("zones.d/master/20-machines/00.conf"), text.into());
+        let inv = Inventory::of_output(&output);
+        assert_eq!(inv.hosts.iter().collect::<Vec<_>>(), ["h\"1"]);
+        assert_eq!(
+            inv.services.iter().collect::<Vec<_>>(),
+            [&("h\"1".to_string(), "Cost $5".to_string())]
+        );
+    }
 
     fn output(hosts: usize, services_each: usize) -> Output {
         let mut text = String::new();

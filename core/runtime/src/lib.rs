@@ -8,6 +8,7 @@ pub mod blame;
 pub mod commands;
 pub mod deploy;
 pub mod guard;
+pub mod icinga2;
 pub mod plugin_host;
 pub mod store;
 pub mod validate;

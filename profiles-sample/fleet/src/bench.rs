@@ -48,6 +48,148 @@ pub struct Row {
     pub plugins_cold: Option<Measure>,
     /// The same: one machine changed.
     pub plugins_one_change: Option<Measure>,
+    /// The Icinga 2 backend on the same fleet, in a master and two satellite zones.
+    pub icinga2: Option<IcingaRow>,
+}
+
+/// The Icinga 2 column: our share (mapping the assembled objects, writing the tree) and
+/// icinga2's (`icinga2 daemon -C` on the whole tree as the master, and on each satellite's
+/// slice, the two satellites in parallel).
+#[derive(Debug, Clone, Serialize)]
+pub struct IcingaRow {
+    /// Mapping the assembled Nagios objects to the Icinga 2 tree (`monitor_icinga2::write`).
+    pub map_ms: f64,
+    pub map_peak_rss_mb: f64,
+    /// Writing the tree.
+    pub write_ms: f64,
+    pub files: usize,
+    /// `icinga2 daemon -C` on the whole tree (the master's node).
+    pub master_ms: f64,
+    pub master_ok: bool,
+    /// Both satellites' slices, validated in parallel: the wall time of the two.
+    pub zones_ms: f64,
+    pub zones_ok: bool,
+    /// The largest icinga2 process's peak RSS (the children of this process).
+    pub icinga2_peak_rss_mb: f64,
+}
+
+/// The zone layout of the benchmark: names ending in 0–2 in satellite `sat-a`, 3–5 in
+/// `sat-b`, the rest in the master.
+fn bench_zones() -> (monitor_engine::Zones, monitor_icinga2::Tree) {
+    use monitor_engine::{ZoneName, ZoneRule};
+    use monitor_icinga2::{Endpoint, Tree, ZoneDef};
+    let sats = ["sat-a", "sat-b"];
+    let rules = (0..6)
+        .map(|d| ZoneRule {
+            name: Some(format!("*{d}.example.org")),
+            zone: sats[d / 3].to_string(),
+            ..ZoneRule::default()
+        })
+        .collect();
+    let names = sats
+        .iter()
+        .map(|z| ZoneName {
+            name: z.to_string(),
+            parent: "master".into(),
+        })
+        .collect();
+    // Invariant: the names and rules above are valid.
+    let zones = monitor_engine::Zones::new("master", names, rules).expect("bench zones");
+    let endpoint = |n: &str| Endpoint {
+        name: format!("{n}.example.org"),
+        host: None,
+        port: None,
+    };
+    let mut defs = vec![ZoneDef {
+        name: "master".into(),
+        parent: None,
+        endpoints: vec![endpoint("icinga-master")],
+    }];
+    defs.extend(sats.iter().map(|z| ZoneDef {
+        name: z.to_string(),
+        parent: Some("master".into()),
+        endpoints: vec![endpoint(z)],
+    }));
+    (
+        zones,
+        Tree {
+            zones: defs,
+            global: "global-templates".into(),
+        },
+    )
+}
+
+fn children_peak_rss_mb() -> f64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|u| u.max_rss() as f64 / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// The Icinga 2 column (`None` without an icinga2 binary).
+fn icinga_row(files: &[PathBuf], users: &Path, work: &Path, machines: usize) -> std::io::Result<Option<IcingaRow>> {
+    let bin = PathBuf::from(monitor_runtime::icinga2::DEFAULT_ICINGA2);
+    if !bin.exists() {
+        eprintln!("bench: no {}: no Icinga 2 column", bin.display());
+        return Ok(None);
+    }
+    let (zones, tree) = bench_zones();
+    let mut engine = Engine::new(
+        crate::translators(),
+        Box::new(TomlUsers::new(users)),
+        BaseConfig::default(),
+    );
+    engine.set_zones(zones);
+    let nagios = engine.run_pass(files).map_err(std::io::Error::other)?.output;
+    drop(engine);
+    reset_peak_rss();
+    let t = Instant::now();
+    let written = monitor_icinga2::write(&nagios, &tree).map_err(std::io::Error::other)?;
+    let map_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let map_peak_rss_mb = peak_rss_mb();
+    if !written.errors.is_empty() {
+        eprintln!(
+            "bench: icinga2 writer: {} errors, first {:?}",
+            written.errors.len(),
+            written.errors[0]
+        );
+    }
+    let out = work.join(format!("out-icinga2-{machines}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = Instant::now();
+    let stats = monitor_runtime::writer::write_output(&out, &written.output)?;
+    let write_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let nodes: Vec<monitor_runtime::icinga2::validate::Node> = written
+        .nodes
+        .iter()
+        .map(|n| monitor_runtime::icinga2::validate::Node {
+            endpoint: n.endpoint.clone(),
+            zone: n.zone.clone(),
+            zones_conf: n.zones_conf.clone(),
+            dirs: n.dirs.clone(),
+        })
+        .collect();
+    let validator = monitor_runtime::icinga2::validate::Validator::new(work.join("verify-icinga2"));
+    let (master, satellites) = nodes.split_at(1);
+    let t = Instant::now();
+    let m = validator.validate(&out, master).map_err(std::io::Error::other)?;
+    let master_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let z = validator.validate(&out, satellites).map_err(std::io::Error::other)?;
+    let zones_ms = t.elapsed().as_secs_f64() * 1000.0;
+    for n in m.nodes.iter().chain(&z.nodes).filter(|n| !n.ok) {
+        eprintln!("bench: icinga2 on {}: {:?}", n.endpoint, n.errors.first());
+    }
+    Ok(Some(IcingaRow {
+        map_ms,
+        map_peak_rss_mb,
+        write_ms,
+        files: stats.written,
+        master_ms,
+        master_ok: m.ok,
+        zones_ms,
+        zones_ok: z.ok,
+        icinga2_peak_rss_mb: children_peak_rss_mb(),
+    }))
 }
 
 /// The workspace's four translator plugin libraries, built in release mode (with the
@@ -230,6 +372,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let check = monitor_runtime::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
     let nagios_verify = t0.elapsed();
     drop(engine);
+    let icinga2 = icinga_row(&files, users, work, machines)?;
 
     // Every translator as a plugin in worker processes (the daemon's default for
     // packaged translators): cold, then one change.
@@ -279,6 +422,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
         nagios_ok: check.ok,
         plugins_cold,
         plugins_one_change,
+        icinga2,
     })
 }
 
@@ -330,6 +474,27 @@ pub fn table(rows: &[Row]) -> String {
                 .map(|m| format!("{:.1} ms ({})", m.wall_ms, kind(m.assembly)))
                 .unwrap_or_else(|| "-".into()),
         ));
+    }
+    if rows.iter().any(|r| r.icinga2.is_some()) {
+        s.push_str("\n| machines | icinga2: map (ours) | map peak RSS | write tree | `icinga2 daemon -C` whole tree | 2 satellite slices (parallel) | icinga2 peak RSS |\n");
+        s.push_str("|---|---|---|---|---|---|---|\n");
+        for r in rows {
+            if let Some(i) = &r.icinga2 {
+                s.push_str(&format!(
+                    "| {} | {:.0} ms | {:.0} MB | {:.0} ms ({} files) | {:.0} ms ({}) | {:.0} ms ({}) | {:.0} MB |\n",
+                    r.machines,
+                    i.map_ms,
+                    i.map_peak_rss_mb,
+                    i.write_ms,
+                    i.files,
+                    i.master_ms,
+                    if i.master_ok { "ok" } else { "FAILED" },
+                    i.zones_ms,
+                    if i.zones_ok { "ok" } else { "FAILED" },
+                    i.icinga2_peak_rss_mb
+                ));
+            }
+        }
     }
     s
 }

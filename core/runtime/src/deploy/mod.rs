@@ -50,6 +50,8 @@ pub enum Reload {
     CommandFile { path: PathBuf },
     /// Send SIGHUP to the pid in Nagios's lock file.
     Signal { lock_file: PathBuf },
+    /// Send SIGHUP to the pid in Icinga 2's pid file (only when it is Icinga 2).
+    Icinga2Signal { pid_file: PathBuf },
     /// Run a command, such as `["systemctl", "reload", "nagios4"]`.
     Command { argv: Vec<String> },
     /// Do not reload (tests, or a site that reloads on its own).
@@ -63,6 +65,8 @@ pub struct DeployConfig {
     pub live: PathBuf,
     /// Sets, staging and rejected sets live under this directory.
     pub state_dir: PathBuf,
+    /// The Nagios binary, or for an Icinga 2 set the icinga2 binary (a SIGHUP goes only
+    /// to a process running it).
     pub nagios_bin: PathBuf,
     /// The site's main configuration file.
     pub nagios_config: PathBuf,
@@ -79,6 +83,16 @@ pub struct DeployConfig {
     /// Test seam: stop the deploy at this point for good (see [`DeployPoint`]), so that a
     /// test can `kill -9` it there. `None` outside such tests.
     pub pause_at: Option<DeployPoint>,
+    /// The set is an Icinga 2 tree: validated with `icinga2 daemon -C` on every node's
+    /// slice instead of `nagios -v` (`None`: a Nagios set).
+    pub icinga2: Option<Icinga2Deploy>,
+}
+
+/// How an Icinga 2 set is validated: the validator and the nodes whose slices it checks.
+#[derive(Debug, Clone)]
+pub struct Icinga2Deploy {
+    pub validator: crate::icinga2::validate::Validator,
+    pub nodes: Vec<crate::icinga2::validate::Node>,
 }
 
 /// What a deploy did.

@@ -100,6 +100,7 @@ mod tests {
             status_file: None,
             reload_timeout: Duration::from_secs(1),
             pause_at: Some(DeployPoint::Renamed),
+            icinga2: None,
         };
         for p in [DeployPoint::Staged, DeployPoint::Validated, DeployPoint::Swapped] {
             pause_point(&cfg, p);

@@ -26,6 +26,7 @@ pub fn reload(cfg: &DeployConfig) -> Result<(), String> {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP)
                 .map_err(|e| format!("SIGHUP to pid {pid}: {e}"))
         }
+        Reload::Icinga2Signal { pid_file } => crate::icinga2::reload::reload_by_pid_file(pid_file, &cfg.nagios_bin),
         Reload::Command { argv } => {
             let (prog, args) = argv.split_first().ok_or("the reload command is empty")?;
             let status = std::process::Command::new(prog)
@@ -168,6 +169,7 @@ mod tests {
             status_file: None,
             reload_timeout: Duration::from_secs(1),
             pause_at: None,
+            icinga2: None,
         }
     }
 

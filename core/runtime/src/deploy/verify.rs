@@ -52,6 +52,9 @@ pub(super) fn validate_staging(
     staging: &Path,
     output: &Output,
 ) -> Result<NagiosCheck, DeployError> {
+    if let Some(icinga) = &cfg.icinga2 {
+        return validate_icinga(icinga, staging);
+    }
     let main = std::fs::read_to_string(&cfg.nagios_config).map_err(io(&cfg.nagios_config))?;
     let main_dir = cfg.nagios_config.parent().unwrap_or(Path::new("/"));
     let text = verify_config(&main, main_dir, &cfg.live, staging)?;
@@ -70,6 +73,36 @@ pub(super) fn validate_staging(
         tracing::warn!("{m}");
     }
     Ok(check)
+}
+
+/// `icinga2 daemon -C` on every node's slice of the staged set, as one verdict: an error
+/// names its node.
+fn validate_icinga(icinga: &super::Icinga2Deploy, staging: &Path) -> Result<NagiosCheck, DeployError> {
+    let check = icinga
+        .validator
+        .validate(staging, &icinga.nodes)
+        .map_err(|e| DeployError::Config(format!("icinga2 daemon -C could not run: {e}")))?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut output = String::new();
+    for n in &check.nodes {
+        let who = format!("{} (zone {})", n.endpoint, n.zone);
+        errors.extend(n.errors.iter().map(|e| format!("icinga2 on {who}: {e}")));
+        warnings.extend(n.warnings.iter().map(|w| format!("icinga2 on {who}: {w}")));
+        output.push_str(&format!(
+            "== {who}: {}\n{}\n",
+            if n.ok { "ok" } else { "FAILED" },
+            n.output
+        ));
+    }
+    Ok(NagiosCheck {
+        ok: check.ok,
+        errors,
+        warnings,
+        output,
+        run_as: icinga.validator.run_as.as_ref().map(|r| r.user.clone()),
+        missing_programs: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,27 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ObjectKind; 12] = [
+        ObjectKind::Host,
+        ObjectKind::Service,
+        ObjectKind::Command,
+        ObjectKind::Contact,
+        ObjectKind::ContactGroup,
+        ObjectKind::TimePeriod,
+        ObjectKind::HostGroup,
+        ObjectKind::ServiceGroup,
+        ObjectKind::ServiceDependency,
+        ObjectKind::ServiceEscalation,
+        ObjectKind::HostDependency,
+        ObjectKind::HostEscalation,
+    ];
+
+    /// The kind whose [`keyword`](Self::keyword) is `keyword`.
+    pub fn from_keyword(keyword: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL.into_iter().find(|k| k.keyword() == keyword)
+    }
+
     /// The keyword after `define`.
     pub fn keyword(self) -> &'static str {
         match self {
