@@ -151,6 +151,8 @@ struct Ctx<'a> {
     host_groups: HashMap<&'a str, Vec<&'a str>>,
     emitted_services: BTreeSet<(String, String)>,
     emitted_hosts: BTreeSet<String>,
+    /// Per (zone, host or service): the contact groups and contacts its objects notify.
+    used: BTreeMap<(String, bool), (BTreeSet<String>, BTreeSet<String>)>,
     files: BTreeMap<PathBuf, String>,
     errors: Vec<Problem>,
     unmapped: BTreeMap<(&'static str, String), &'a NObject>,
@@ -550,7 +552,31 @@ impl<'a> Ctx<'a> {
         };
         if self.emit(path, o, &io) && !template {
             self.emitted_hosts.insert(name.to_string());
+            self.note_recipients(o, name, true);
         }
+    }
+
+    /// Which contact groups and contacts an object of `host`'s zone notifies (through
+    /// its templates too): the notification rules of that zone iterate over them.
+    fn note_recipients(&mut self, o: &'a NObject, host: &str, is_host: bool) {
+        let zone = self.zone_of_host(host).unwrap_or(self.tree.master()).to_string();
+        let list = |v: Option<&str>| -> Vec<String> {
+            v.map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let (groups, users) = (
+            list(self.effective(o, "contact_groups")),
+            list(self.effective(o, "contacts")),
+        );
+        let used = self.used.entry((zone, is_host)).or_default();
+        used.0.extend(groups);
+        used.1.extend(users);
     }
 
     fn service(&mut self, o: &'a NObject) {
@@ -599,8 +625,9 @@ impl<'a> Ctx<'a> {
             self.zone_file(&zone, &o.file)
         };
         if self.emit(path, o, &io) && !template {
-            self.emitted_services
-                .insert((o.get("host_name").unwrap_or_default().to_string(), io.name.clone()));
+            let host = o.get("host_name").unwrap_or_default();
+            self.emitted_services.insert((host.to_string(), io.name.clone()));
+            self.note_recipients(o, host, false);
         }
     }
 
@@ -972,23 +999,51 @@ impl<'a> Ctx<'a> {
 
     /// The notification apply rules: per notification command, one notification per
     /// contact group (and per named contact) of each host or service.
-    fn notification_rules(&mut self) -> Result<String, crate::dsl::DslError> {
-        let mut out = String::from(HEADER);
-        let named = !self.named_users.is_empty();
-        for (kind, var, commands) in [
-            ("Host", "host", self.host_commands.clone()),
-            ("Service", "service", self.service_commands.clone()),
+    /// The notification apply rules of `zone`: per notification command, over the contact
+    /// groups (and named contacts) of the zone's objects that have a user with that
+    /// command, and only for the zone's objects. A rule is written only where it has
+    /// something to notify, so every node that loads it finds it matching.
+    fn notification_rules(
+        &self,
+        zone: &str,
+        by_user: &HashMap<&'a str, &'a NObject>,
+    ) -> Result<String, crate::dsl::DslError> {
+        let mut out = String::new();
+        for (kind, var, commands, host) in [
+            ("Host", "host", &self.host_commands, true),
+            ("Service", "service", &self.service_commands, false),
         ] {
+            let Some((used_groups, used_users)) = self.used.get(&(zone.to_string(), host)) else {
+                continue;
+            };
             for c in commands {
-                let mut lists = vec![("mc_contact_groups", format!("{c}@"))];
-                if named {
-                    lists.push(("mc_contacts", format!("{c}@~")));
-                }
-                for (list, prefix) in lists {
+                let has = |u: &str| self.user_commands(u, by_user, host).contains(&c.as_str());
+                let groups: Vec<&str> = used_groups
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|g| {
+                        self.group_users
+                            .get(g)
+                            .is_some_and(|users| users.iter().any(|u| has(u)))
+                    })
+                    .collect();
+                let users: Vec<&str> = used_users.iter().map(String::as_str).filter(|u| has(u)).collect();
+                for (list, prefix, reach) in [
+                    ("mc_contact_groups", format!("{c}@"), groups),
+                    ("mc_contacts", format!("{c}@~"), users),
+                ] {
+                    if reach.is_empty() {
+                        continue;
+                    }
                     let p = quote("notification", &prefix)?;
+                    let reach = reach
+                        .iter()
+                        .map(|r| quote("notification", r))
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join(", ");
                     out.push_str(&format!(
-                        "apply Notification {p} for (mc_to in {var}.vars.{list}) to {kind} {{\n  command = {}\n  user_groups = [ {p} + mc_to ]\n",
-                        quote("notification", &c)?
+                        "apply Notification {p} for (mc_to in {var}.vars.{list}.filter((mc_g) => mc_g in [ {reach} ])) to {kind} {{\n  command = {}\n  user_groups = [ {p} + mc_to ]\n",
+                        quote("notification", c)?
                     ));
                     for (attr, v) in [
                         ("interval", "mc_notification_interval"),
@@ -1001,7 +1056,8 @@ impl<'a> Ctx<'a> {
                         ));
                     }
                     out.push_str(&format!(
-                        "  if ({var}.vars.mc_first_notification_delay != null) {{ times = {{ begin = {var}.vars.mc_first_notification_delay }} }}\n  assign where typeof({var}.vars.{list}) == Array\n}}\n\n"
+                        "  if ({var}.vars.mc_first_notification_delay != null) {{ times = {{ begin = {var}.vars.mc_first_notification_delay }} }}\n  assign where typeof({var}.vars.{list}) == Array && {var}.zone == {}\n}}\n\n",
+                        quote("notification", zone)?
                     ));
                 }
             }
@@ -1035,6 +1091,7 @@ pub fn write(nagios: &Output, tree: &Tree) -> Result<Written, ReadError> {
         host_groups: HashMap::new(),
         emitted_services: BTreeSet::new(),
         emitted_hosts: BTreeSet::new(),
+        used: BTreeMap::new(),
         files: BTreeMap::new(),
         errors: Vec::new(),
         unmapped: BTreeMap::new(),
@@ -1097,7 +1154,19 @@ pub fn write(nagios: &Output, tree: &Tree) -> Result<Written, ReadError> {
             }
         }
     }
-    let rules = ctx.notification_rules();
+    let mut rules = Vec::new();
+    for z in &tree.zones {
+        match ctx.notification_rules(&z.name, &by_user) {
+            Ok(text) if !text.is_empty() => rules.push((z.name.clone(), text)),
+            Ok(_) => {}
+            Err(e) => ctx.errors.push(Problem {
+                file: PathBuf::new(),
+                line: 0,
+                machine: None,
+                message: format!("the notification rules of zone {} are left out: {e}", z.name),
+            }),
+        }
+    }
     let mut warnings = Vec::new();
     for ((kind, d), o) in &ctx.unmapped {
         warnings.push(problem(
@@ -1108,24 +1177,9 @@ pub fn write(nagios: &Output, tree: &Tree) -> Result<Written, ReadError> {
     let Ctx {
         mut files, mut errors, ..
     } = ctx;
-    match rules {
-        Ok(text) => {
-            let path = PathBuf::from(ZONES_DIR)
-                .join(&tree.global)
-                .join("05-notifications.conf");
-            let entry = files.entry(path).or_insert_with(String::new);
-            let rest = std::mem::take(entry);
-            *entry = text;
-            if let Some(r) = rest.strip_prefix(HEADER) {
-                entry.push_str(r);
-            }
-        }
-        Err(e) => errors.push(Problem {
-            file: PathBuf::new(),
-            line: 0,
-            machine: None,
-            message: format!("the notification rules are left out: {e}"),
-        }),
+    for (zone, text) in rules {
+        let path = PathBuf::from(ZONES_DIR).join(zone).join("05-notifications.conf");
+        files.insert(path, format!("{HEADER}{text}"));
     }
     // Every zone's directory exists, even when empty, so that each node loads it.
     for z in tree.zones.iter().map(|z| z.name.clone()).chain([tree.global.clone()]) {
