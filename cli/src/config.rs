@@ -19,11 +19,13 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Directories of profiles (`*.xml`, `*.xml.gz`, searched recursively).
+    #[serde(default)]
     pub profiles: Vec<PathBuf>,
     /// Directories of translator plugin libraries.
     #[serde(default = "default_translators")]
     pub translators: Vec<PathBuf>,
-    /// The users file (TOML).
+    /// The users file (TOML); not read when `[ldap]` is given.
+    #[serde(default)]
     pub users: PathBuf,
     /// The live output path: a symlink, named by `cfg_dir=` in the Nagios main config.
     pub output: PathBuf,
@@ -117,6 +119,13 @@ pub struct Settings {
     /// The Icinga 2 backend's settings: the `[icinga2]` table.
     #[serde(default)]
     pub icinga2: Icinga2Settings,
+    /// Profiles fetched over HTTP(S) from the LCFG server: the `[http]` table
+    /// (docs/sources.md). The daemon reads its mirror as one more profile directory.
+    #[serde(default)]
+    pub http: Option<crate::sources::HttpSettings>,
+    /// Contacts and groups from LDAP: the `[ldap]` table (docs/sources.md).
+    #[serde(default)]
+    pub ldap: Option<crate::sources::LdapSettings>,
 }
 
 /// Where plugin libraries run.
@@ -330,7 +339,14 @@ pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settin
     let what = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "the command line".into());
-    let mut required = vec![("profiles", "--profiles"), ("users", "--users"), ("output", "--output")];
+    let mut required = vec![("output", "--output")];
+    if !table.contains_key("ldap") {
+        required.insert(0, ("users", "--users"));
+    }
+    // Profiles come from directories, or (the daemon) from the LCFG server over HTTP.
+    if !(mode == Mode::Daemon && table.contains_key("http")) {
+        required.insert(0, ("profiles", "--profiles"));
+    }
     let icinga = table.get("backend").and_then(toml::Value::as_str) == Some("icinga2");
     if mode == Mode::Daemon && !icinga {
         required.extend([("nagios_config", "--nagios-config"), ("command_file", "--command-file")]);
@@ -353,6 +369,11 @@ pub fn load_for(file: Option<&Path>, o: &Overrides, mode: Mode) -> Result<Settin
         .map_err(|e| format!("{what}: {e}"))?;
     settings.base_config().map_err(|e| format!("{what}: {e}"))?;
     settings.engine_zones().map_err(|e| format!("{what}: {e}"))?;
+    if let Some(h) = &settings.http {
+        h.fetcher_config(&settings.state_dir)
+            .map_err(|e| format!("{what}: {e}"))?;
+    }
+    settings.user_source().map_err(|e| format!("{what}: {e}"))?;
     if settings.backend == Backend::Icinga2 {
         settings.icinga_tree().map_err(|e| format!("{what}: {e}"))?;
         if mode == Mode::Daemon {
@@ -417,6 +438,27 @@ impl Settings {
                 )
             }
         })
+    }
+
+    /// The users source: LDAP with `[ldap]` (returned also on its own, for the daemon to
+    /// tell it which groups the translators registered), else the TOML users file.
+    pub fn user_source(
+        &self,
+    ) -> Result<
+        (
+            Box<dyn monitor_engine::users::UserSource>,
+            Option<monitor_runtime::users_ldap::LdapUsers>,
+        ),
+        String,
+    > {
+        match &self.ldap {
+            Some(l) => {
+                let users = monitor_runtime::users_ldap::LdapUsers::new(l.config(&self.state_dir))
+                    .map_err(|e| format!("[ldap]: {e}"))?;
+                Ok((Box::new(users.clone()), Some(users)))
+            }
+            None => Ok((Box::new(monitor_engine::users::TomlUsers::new(&self.users)), None)),
+        }
     }
 
     /// The engine's zones (none unless `[zones]` is given).

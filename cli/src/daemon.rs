@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monitor_engine::base::BaseConfig;
 use monitor_engine::cache::FragmentCache;
-use monitor_engine::users::TomlUsers;
 use monitor_engine::{DEPLOY_SERVICE, DeployService, Engine, Listing, Output, PassReport, list_profiles};
 use monitor_runtime::blame;
 use monitor_runtime::deploy::{self, DeployConfig, DeployTimings, Deployed, Icinga2Deploy, ServiceResult};
@@ -20,6 +19,7 @@ use monitor_runtime::icinga2::api::ApiClient;
 use monitor_runtime::icinga2::validate::Validator;
 use monitor_runtime::plugin_host::PluginSet;
 use monitor_runtime::store::Store;
+use monitor_runtime::users_ldap::LdapUsers;
 use notify::Watcher;
 use serde::{Deserialize, Serialize};
 
@@ -199,6 +199,11 @@ struct Daemon {
     awaiting_restart: Option<(u64, Instant)>,
     /// Machines held at their live text because nagios -v rejected their new text.
     held_machines: BTreeMap<String, HeldMachine>,
+    /// Profiles fetched over HTTP into a mirror (the `[http]` table).
+    http: Option<crate::sources::HttpSource>,
+    /// The LDAP users source, told after each pass which groups the translators registered.
+    ldap: Option<LdapUsers>,
+    ldap_groups: Option<Vec<String>>,
     /// After a deploy that failed or was rolled back (Nagios down): the wait before the
     /// next try, doubled each time up to a minute; a Nagios (re)start retries at once.
     retry_backoff: Option<Duration>,
@@ -215,6 +220,7 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGUSR1,
+        signal_hook::consts::SIGUSR2,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let sig_tx = tx.clone();
@@ -233,8 +239,21 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
     let mut burst_start: Option<Instant> = None;
     let mut next_rescan = Instant::now() + Duration::from_secs(d.settings.rescan_seconds);
     let mut next_poll = Instant::now();
+    // The first fetch comes before the first pass (the mirror of an earlier run, if any,
+    // is there already: an unreachable server changes nothing).
+    if let Some(h) = d.http.as_mut() {
+        h.sync(None);
+    }
     loop {
         let now = Instant::now();
+        if let Some(h) = d.http.as_mut()
+            && now >= h.next
+        {
+            if h.sync(None) {
+                due = Some(due.unwrap_or(now).min(now));
+            }
+            continue;
+        }
         if due.is_some_and(|t| now >= t) {
             due = None;
             burst_start = None;
@@ -244,6 +263,9 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
             if let Some(at) = retry {
                 due = Some(at);
             }
+            if d.update_ldap_groups() {
+                due = Some(Instant::now());
+            }
             continue;
         }
         if now >= next_poll {
@@ -252,7 +274,10 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
             }
             next_poll = now + Duration::from_millis(d.settings.nagios_poll_ms.max(100));
         }
-        let wake = due.unwrap_or(next_rescan).min(next_rescan).min(next_poll);
+        let mut wake = due.unwrap_or(next_rescan).min(next_rescan).min(next_poll);
+        if let Some(h) = &d.http {
+            wake = wake.min(h.next);
+        }
         match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(Event::Changed) => {
                 // Debounce: wait for a quiet period, but never longer than 10 of them.
@@ -265,6 +290,16 @@ pub fn run(config_file: Option<PathBuf>, overrides: Overrides) -> Result<(), Str
                 match d.reconfigure(tx.clone()) {
                     Ok(()) => due = Some(Instant::now()),
                     Err(e) => tracing::error!(error = %e, "keeping the old configuration"),
+                }
+            }
+            Ok(Event::Signal(s)) if s == signal_hook::consts::SIGUSR2 => {
+                let names = crate::sources::take_requests(&d.settings.state_dir);
+                tracing::info!(machines = ?names, "SIGUSR2: fetching these machines now");
+                if let Some(h) = d.http.as_mut()
+                    && !names.is_empty()
+                    && h.sync(Some(&names))
+                {
+                    due = Some(Instant::now());
                 }
             }
             Ok(Event::Signal(s)) if s == signal_hook::consts::SIGUSR1 => {
@@ -305,13 +340,17 @@ impl Daemon {
         lock: std::fs::File,
     ) -> Result<Daemon, String> {
         let (store, cache, cache_problem) = open_store(&settings);
-        let mut engine = make_engine(&settings);
+        let (mut engine, ldap) = make_engine(&settings)?;
         engine.set_cache(cache);
         let plugins = settings.plugin_set(settings.translators.clone(), settings.state_dir.join("plugins"))?;
         deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
         let status_file = settings.nagios_status_file();
         let nagios_start = status_file.as_deref().and_then(deploy::nagios_program_start);
         warn_about_main_config(&settings);
+        let http = match &settings.http {
+            Some(h) => Some(crate::sources::HttpSource::new(h, &settings.state_dir)?),
+            None => None,
+        };
         Ok(Daemon {
             config_file,
             overrides,
@@ -334,6 +373,9 @@ impl Daemon {
             awaiting_restart: None,
             retry_backoff: None,
             held_machines: BTreeMap::new(),
+            http,
+            ldap,
+            ldap_groups: None,
         })
     }
 
@@ -395,12 +437,21 @@ impl Daemon {
             None
         };
         let (watcher, watched) = build_watcher(&settings, tx)?;
+        let (engine, ldap) = make_engine(&settings)?;
+        let http = match (&settings.http, &self.http) {
+            (Some(new), Some(old)) if *new == old.settings && settings.state_dir == self.settings.state_dir => None,
+            (Some(new), _) => Some(Some(crate::sources::HttpSource::new(new, &settings.state_dir)?)),
+            (None, _) => Some(None),
+        };
         if settings.state_dir != self.settings.state_dir {
             deploy::recover(&deploy_config(&settings)).map_err(|e| e.to_string())?;
         }
         // Nothing below fails.
         if let Some(lock) = lock {
             self.lock = lock;
+        }
+        if let Some(http) = http {
+            self.http = http;
         }
         let cache = match store {
             Some((store, cache)) => {
@@ -410,7 +461,9 @@ impl Daemon {
             }
             None => self.engine.take_cache(),
         };
-        self.engine = make_engine(&settings);
+        self.engine = engine;
+        self.ldap = ldap;
+        self.ldap_groups = None;
         self.engine.set_cache(cache);
         self.plugins = settings.plugin_set(settings.translators.clone(), settings.state_dir.join("plugins"))?;
         if settings.output != self.settings.output {
@@ -498,6 +551,24 @@ impl Daemon {
         }
     }
 
+    /// Tell the LDAP source which groups the translators registered (the first pass reads
+    /// every group the group filter finds). Returns whether a group is new since the last
+    /// pass, whose members the next pass, at once, reads.
+    fn update_ldap_groups(&mut self) -> bool {
+        let Some(l) = &self.ldap else { return false };
+        let groups = crate::sources::registered_groups(self.engine.cache());
+        if self.ldap_groups.as_ref() == Some(&groups) {
+            return false;
+        }
+        let new = self
+            .ldap_groups
+            .as_ref()
+            .is_some_and(|old| groups.iter().any(|g| !old.contains(g)));
+        l.set_wanted_groups(groups.clone());
+        self.ldap_groups = Some(groups);
+        new
+    }
+
     /// Send results: to Nagios's (or Icinga 2's) command file, or through Icinga 2's API.
     fn send_results(&self, results: &[&ServiceResult]) -> Result<(), String> {
         let api = match (&self.settings.backend, &self.settings.icinga2) {
@@ -532,7 +603,8 @@ impl Daemon {
     fn list_profiles(&self) -> Result<Listing, Vec<String>> {
         let mut listing = Listing::default();
         let mut problems = Vec::new();
-        for dir in &self.settings.profiles {
+        let mirror = self.http.as_ref().map(|h| h.fetcher.dir().to_path_buf());
+        for dir in self.settings.profiles.iter().chain(mirror.as_ref()) {
             match list_profile_dir(dir, self.settings.follow_symlinks_out) {
                 Ok(l) => listing.extend(l),
                 Err(e) => problems.push(e),
@@ -625,6 +697,12 @@ impl Daemon {
             None => tracing::warn!("running without a persistent cache: a restart parses and translates every profile"),
         }
         phases.compile_ms = ms_since(t);
+        // What the last fetch could not do.
+        if let Some(h) = &self.http {
+            let (warnings, errors) = h.problems();
+            result.report.warnings.extend(warnings);
+            result.report.errors.extend(errors);
+        }
 
         // A profile that does not parse may still be being written: hold its errors back
         // until it has stayed broken for the grace period.
@@ -1014,13 +1092,10 @@ pub fn list_profile_dir(dir: &Path, follow_symlinks_out: bool) -> Result<Listing
 /// A watcher over what `s` names: the profile directories (recursively), the translator
 /// directories, the users file, and the parent of each (for what happens to them only).
 fn build_watcher(s: &Settings, tx: mpsc::Sender<Event>) -> Result<(notify::RecommendedWatcher, Vec<Watched>), String> {
-    let ours: Vec<PathBuf> = s
-        .profiles
-        .iter()
-        .chain(&s.translators)
-        .chain(std::iter::once(&s.users))
-        .cloned()
-        .collect();
+    // The users file, unless the contacts come from LDAP (then `users` is unset: an empty
+    // path would be a prefix of every path).
+    let users = (s.ldap.is_none() && !s.users.as_os_str().is_empty()).then_some(&s.users);
+    let ours: Vec<PathBuf> = s.profiles.iter().chain(&s.translators).chain(users).cloned().collect();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res
             && !matches!(ev.kind, notify::EventKind::Access(_))
@@ -1052,7 +1127,7 @@ fn build_watcher(s: &Settings, tx: mpsc::Sender<Event>) -> Result<(notify::Recom
         });
     }
     // The users file is replaced by editors (a rename): watch its directory.
-    if let Some(p) = s.users.parent().filter(|p| !p.as_os_str().is_empty())
+    if let Some(p) = users.and_then(|u| u.parent()).filter(|p| !p.as_os_str().is_empty())
         && !parents.iter().any(|q| q == p)
     {
         parents.push(p.to_path_buf());
@@ -1101,13 +1176,14 @@ fn open_store(s: &Settings) -> (Option<Store>, FragmentCache, Option<String>) {
     }
 }
 
-fn make_engine(s: &Settings) -> Engine {
+fn make_engine(s: &Settings) -> Result<(Engine, Option<LdapUsers>), String> {
     let base = s.base_config().unwrap_or_else(|e| {
         // `config::load` refuses such settings; keep the defaults rather than fail here.
         tracing::error!(error = %e, "the base definitions' settings are invalid; using the defaults");
         BaseConfig::default()
     });
-    let mut engine = Engine::new(crate::builtin_translators(), Box::new(TomlUsers::new(&s.users)), base);
+    let (users, ldap) = s.user_source()?;
+    let mut engine = Engine::new(crate::builtin_translators(), users, base);
     engine.set_status_services(true);
     engine.set_bind_paths(s.bind_paths);
     // `config::load` checked the zones.
@@ -1116,7 +1192,7 @@ fn make_engine(s: &Settings) -> Engine {
         host: s.self_host.clone(),
         contact_groups: s.admin_groups.clone(),
     }));
-    engine
+    Ok((engine, ldap))
 }
 
 fn deploy_config(s: &Settings) -> DeployConfig {

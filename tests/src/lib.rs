@@ -10,6 +10,8 @@ use monitor_engine::users::TomlUsers;
 use monitor_sdk::translator::Translator;
 
 pub mod icinga;
+pub mod nginx;
+pub mod slapd;
 
 /// docs/translator-guide.md, included so that every Rust example in it is a doctest:
 /// `cargo test -p monitor-integration-tests --doc`.

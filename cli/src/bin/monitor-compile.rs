@@ -9,7 +9,6 @@ use monitor_compile::backend::{Backend, icinga_output};
 use monitor_compile::config::{Mode, Overrides, Settings};
 use monitor_compile::daemon::{Status, status_path};
 use monitor_engine::Engine;
-use monitor_engine::users::TomlUsers;
 use monitor_runtime::guard::{Inventory, Removal};
 use monitor_runtime::icinga2::validate::Validator;
 use monitor_runtime::validate::{
@@ -70,6 +69,19 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Fetch these machines' profiles from the LCFG server now (the daemon's `[http]`
+    /// source): what the server's change notification runs (docs/sources.md).
+    Fetch {
+        /// The daemon's configuration file (for its state directory).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The state directory, instead of --config.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// The machines, as `node.domain`.
+        #[arg(required = true, value_name = "MACHINE")]
+        machines: Vec<String>,
+    },
     /// Accept the set the removal guard holds: the daemon deploys it at once.
     Approve {
         /// The daemon's configuration file (for its state directory).
@@ -88,7 +100,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let json = match &args.command {
         Some(Cmd::Status { format, .. }) => *format == Format::Json,
-        Some(Cmd::Approve { .. }) => false,
+        Some(Cmd::Approve { .. } | Cmd::Fetch { .. }) => false,
         None => args.format == Format::Json,
     };
     let result = match &args.command {
@@ -98,6 +110,11 @@ fn main() -> ExitCode {
             format,
         }) => status(config.as_ref(), state_dir.as_ref(), *format),
         Some(Cmd::Approve { config, state_dir }) => approve(config.as_ref(), state_dir.as_ref()),
+        Some(Cmd::Fetch {
+            config,
+            state_dir,
+            machines,
+        }) => fetch(config.as_ref(), state_dir.as_ref(), machines),
         None if args.once => {
             monitor_compile::init_logging("error");
             once(&args)
@@ -245,6 +262,28 @@ fn status(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, format: Format)
     Ok(ExitCode::SUCCESS)
 }
 
+fn fetch(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, machines: &[String]) -> Result<ExitCode, String> {
+    let dir = state_dir_of(config, state_dir)?;
+    monitor_compile::sources::write_request(&dir, machines)?;
+    // The daemon's pid is in its lock file.
+    let lock = monitor_compile::daemon::lock_path(&dir);
+    let pid = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|p| daemon_running(*p));
+    let Some(pid) = pid else {
+        eprintln!("the daemon is not running: it fetches every machine when it starts");
+        return Ok(ExitCode::from(1));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGUSR2,
+    )
+    .map_err(|e| format!("cannot signal the daemon (pid {pid}): {e}"))?;
+    eprintln!("the daemon (pid {pid}) fetches {} now", machines.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn approve(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<ExitCode, String> {
     let dir = state_dir_of(config, state_dir)?;
     let s = read_status(&dir)?;
@@ -281,7 +320,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let started = std::time::Instant::now();
     let settings = monitor_compile::config::load_for(args.config.as_deref(), &args.overrides, Mode::Once)?;
     let base = settings.base_config().map_err(|e| e.to_string())?;
-    let (profiles, output, users) = (&settings.profiles, &settings.output, &settings.users);
+    let (profiles, output) = (&settings.profiles, &settings.output);
     let follow_out = settings.follow_symlinks_out;
     let mut listing = monitor_engine::Listing::default();
     for dir in profiles {
@@ -294,11 +333,8 @@ fn once(args: &Args) -> Result<ExitCode, String> {
             output.display()
         ));
     }
-    let mut engine = Engine::new(
-        monitor_compile::builtin_translators(),
-        Box::new(TomlUsers::new(users)),
-        base,
-    );
+    let (users, _) = settings.user_source()?;
+    let mut engine = Engine::new(monitor_compile::builtin_translators(), users, base);
     engine.set_bind_paths(settings.bind_paths);
     engine.set_zones(settings.engine_zones()?);
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;

@@ -208,6 +208,7 @@ impl Engine {
     pub fn run_pass(&mut self, files: &[PathBuf]) -> Result<PassResult, EngineError> {
         let mut phase = Phases::start();
         let contacts = self.users.contacts()?;
+        let users_warnings = self.users.warnings();
         let mut files: Vec<PathBuf> = files.to_vec();
         files.sort();
         files.dedup();
@@ -461,6 +462,14 @@ impl Engine {
             }
         };
         phase.mark("assemble");
+        // The users source's warnings are this pass's own: added after the assembly, so
+        // that a reused or patched assembly (whose report is the last full pass's) shows
+        // them, and no later pass shows them again from a kept report.
+        for w in users_warnings {
+            report
+                .warnings
+                .push(Problem::new(format!("{}: {w}", self.users.describe())));
+        }
         let mut output = output;
         if let Some(d) = &self.deploy_service {
             add_deploy_service(d, &contacts, &mut output, &mut report);

@@ -152,6 +152,10 @@ pub enum UsersError {
     Io { file: PathBuf, source: std::io::Error },
     #[error("{file}: invalid users file: {source}")]
     Toml { file: PathBuf, source: toml::de::Error },
+    /// A directory (LDAP, ...) could not be read and there is no earlier user set to fall
+    /// back on.
+    #[error("{origin}: {reason}")]
+    Unavailable { origin: String, reason: String },
 }
 
 /// A source of contacts and their group memberships.
@@ -160,6 +164,11 @@ pub trait UserSource: Send + Sync {
     fn contacts(&self) -> Result<Vec<ContactInfo>, UsersError>;
     /// A short description for logs (`users.toml`, `ldap://...`).
     fn describe(&self) -> String;
+    /// Warnings of the last [`UserSource::contacts`] call (entries left out or changed,
+    /// a fallback on an earlier user set), for the pass report.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[derive(Deserialize)]

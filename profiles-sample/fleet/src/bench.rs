@@ -50,6 +50,103 @@ pub struct Row {
     pub plugins_one_change: Option<Measure>,
     /// The Icinga 2 backend on the same fleet, in a master and two satellite zones.
     pub icinga2: Option<IcingaRow>,
+    /// The same fleet fetched over HTTP from a local nginx.
+    pub http: Option<HttpRow>,
+}
+
+/// The HTTP column: the fleet served by a real nginx on 127.0.0.1 (gzip on), fetched
+/// into a mirror by the daemon's fetcher, then compiled from the mirror.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpRow {
+    /// The first sync: every profile fetched (200), written to the mirror.
+    pub cold_fetch_ms: f64,
+    pub fetched: usize,
+    /// A sync where nothing changed: every profile a 304.
+    pub all_304_ms: f64,
+    pub not_modified: usize,
+    /// The cold compile from the mirror (compare the directory's cold column).
+    pub compile_ms: f64,
+    pub connections: usize,
+}
+
+/// The HTTP column (`None` without nginx).
+fn http_row(dir: &Path, users: &Path, work: &Path, machines: usize) -> std::io::Result<Option<HttpRow>> {
+    use monitor_runtime::http_source::{Fetcher, HttpSourceConfig, MachineList};
+    let nginx = Path::new("/usr/sbin/nginx");
+    if !nginx.exists() {
+        eprintln!("bench: no {}: no HTTP column", nginx.display());
+        return Ok(None);
+    }
+    let site = work.join(format!("http-{machines}"));
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::create_dir_all(&site)?;
+    // nginx takes relative paths from its prefix: give it absolute ones.
+    let site = std::fs::canonicalize(&site)?;
+    let root = std::fs::canonicalize(dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let conf = format!(
+        "daemon off;\nuser root;\nworker_processes 2;\npid {s}/nginx.pid;\nerror_log {s}/error.log;\n\
+         events {{ worker_connections 256; }}\nhttp {{ access_log off;\n\
+         server {{ listen 127.0.0.1:{port}; root {root}; gzip on; gzip_types application/xml text/xml; gzip_min_length 1; }} }}\n",
+        s = site.display(),
+        root = root.display()
+    );
+    std::fs::write(site.join("nginx.conf"), conf)?;
+    let mut child = std::process::Command::new(nginx)
+        .arg("-c")
+        .arg(site.join("nginx.conf"))
+        .arg("-p")
+        .arg(&site)
+        .arg("-e")
+        .arg(site.join("error.log"))
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if !up {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("bench: nginx did not start: no HTTP column");
+        return Ok(None);
+    }
+    let list: String = (0..machines).map(|i| format!("m{i:06}.example.org\n")).collect();
+    std::fs::write(site.join("machines.txt"), list)?;
+    let mut cfg = HttpSourceConfig::new(
+        format!("http://127.0.0.1:{port}"),
+        MachineList::File(site.join("machines.txt")),
+        site.join("mirror"),
+    );
+    cfg.url_template = "{base}/{node}.xml".into();
+    let connections = cfg.connections;
+    let result = (|| {
+        let mut fetcher = Fetcher::new(cfg).map_err(std::io::Error::other)?;
+        let cold = fetcher.sync(None);
+        let again = fetcher.sync(None);
+        if !cold.failed.is_empty() || !again.failed.is_empty() {
+            eprintln!("bench: http: {} and {} failures", cold.failed.len(), again.failed.len());
+        }
+        let files = find_profiles(fetcher.dir())?;
+        let mut engine = Engine::new(
+            crate::translators(),
+            Box::new(TomlUsers::new(users)),
+            BaseConfig::default(),
+        );
+        let t = Instant::now();
+        engine.run_pass(&files).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(HttpRow {
+            cold_fetch_ms: cold.millis,
+            fetched: cold.fetched,
+            all_304_ms: again.millis,
+            not_modified: again.not_modified,
+            compile_ms: t.elapsed().as_secs_f64() * 1000.0,
+            connections,
+        })
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result.map(Some)
 }
 
 /// The Icinga 2 column: our share (mapping the assembled objects, writing the tree) and
@@ -373,6 +470,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let nagios_verify = t0.elapsed();
     drop(engine);
     let icinga2 = icinga_row(&files, users, work, machines)?;
+    let http = http_row(&dir, users, work, machines)?;
 
     // Every translator as a plugin in worker processes (the daemon's default for
     // packaged translators): cold, then one change.
@@ -423,6 +521,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
         plugins_cold,
         plugins_one_change,
         icinga2,
+        http,
     })
 }
 
@@ -474,6 +573,18 @@ pub fn table(rows: &[Row]) -> String {
                 .map(|m| format!("{:.1} ms ({})", m.wall_ms, kind(m.assembly)))
                 .unwrap_or_else(|| "-".into()),
         ));
+    }
+    if rows.iter().any(|r| r.http.is_some()) {
+        s.push_str("\n| machines | HTTP cold fetch (all 200) | all unchanged (all 304) | compile from the mirror, cold | connections |\n");
+        s.push_str("|---|---|---|---|---|\n");
+        for r in rows {
+            if let Some(h) = &r.http {
+                s.push_str(&format!(
+                    "| {} | {:.0} ms ({} fetched) | {:.0} ms ({} not modified) | {:.0} ms | {} |\n",
+                    r.machines, h.cold_fetch_ms, h.fetched, h.all_304_ms, h.not_modified, h.compile_ms, h.connections
+                ));
+            }
+        }
     }
     if rows.iter().any(|r| r.icinga2.is_some()) {
         s.push_str("\n| machines | icinga2: map (ours) | map peak RSS | write tree | `icinga2 daemon -C` whole tree | 2 satellite slices (parallel) | icinga2 peak RSS |\n");

@@ -30,7 +30,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use thiserror::Error;
-use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 /// Where the API is and who we are to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,29 +428,19 @@ fn message_of(v: &Value) -> Option<String> {
 
 /// The certificates of a PEM file.
 fn read_ca(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, ApiError> {
-    let pem = std::fs::read(path).map_err(|source| ApiError::CaRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(ApiError::CaPem {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(ApiError::NoCertificates {
+    crate::tls::read_pem_certs(path).map_err(|e| match e {
+        crate::tls::PemError::Read(source) => ApiError::CaRead {
             path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
+            source,
+        },
+        crate::tls::PemError::Parse(message) => ApiError::CaPem {
+            path: path.to_path_buf(),
+            message,
+        },
+        crate::tls::PemError::Empty => ApiError::NoCertificates {
+            path: path.to_path_buf(),
+        },
+    })
 }
 
 #[cfg(test)]
