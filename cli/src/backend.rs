@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use monitor_engine::zones::{ZoneName, ZoneRule, Zones};
 use monitor_engine::{Output, PassReport, Problem};
-use monitor_icinga2::{Endpoint, NodeSlice, Tree, ZoneDef};
+use monitor_icinga2::{Endpoint, Tree, ZoneDef};
 use monitor_runtime::icinga2::api::ApiConfig;
 use monitor_runtime::icinga2::validate::Node;
 use serde::Deserialize;
@@ -261,19 +261,6 @@ impl ZoneSettings {
     }
 }
 
-/// The runtime's nodes for the writer's slices.
-pub fn nodes(slices: &[NodeSlice]) -> Vec<Node> {
-    slices
-        .iter()
-        .map(|s| Node {
-            endpoint: s.endpoint.clone(),
-            zone: s.zone.clone(),
-            zones_conf: s.zones_conf.clone(),
-            dirs: s.dirs.clone(),
-        })
-        .collect()
-}
-
 /// The Icinga 2 set for an assembled Nagios `output`; what could not be mapped is
 /// reported in `report` (errors leave the object out).
 pub fn icinga_output(nagios: &Output, tree: &Tree, report: &mut PassReport) -> Result<(Output, Vec<Node>), String> {
@@ -285,5 +272,5 @@ pub fn icinga_output(nagios: &Output, tree: &Tree, report: &mut PassReport) -> R
     };
     report.errors.extend(written.errors.iter().map(to_problem));
     report.warnings.extend(written.warnings.iter().map(to_problem));
-    Ok((written.output, nodes(&written.nodes)))
+    Ok((written.output, written.nodes))
 }

@@ -1202,10 +1202,7 @@ fn deploy_config(s: &Settings) -> DeployConfig {
             tracing::error!(error = %e, "cannot validate as the configured user; validating as this process");
             None
         });
-        let nodes = s
-            .icinga_tree()
-            .map(|t| crate::backend::nodes(&t.nodes()))
-            .unwrap_or_default();
+        let nodes = s.icinga_tree().map(|t| t.nodes()).unwrap_or_default();
         Icinga2Deploy {
             validator: Validator {
                 bin: s.icinga2.bin.clone(),

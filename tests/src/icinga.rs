@@ -370,24 +370,6 @@ impl Drop for Icinga {
     /// SIGTERM, which icinga2 answers by stopping its workers and exiting; SIGKILL to
     /// its whole process group when it has not exited within 30 s; then reap it.
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill, killpg};
-        use nix::unistd::Pid;
-        let Ok(pid) = i32::try_from(self.child.id()) else {
-            return;
-        };
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Not reaped yet, so the group id is still ours.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = self.child.wait();
+        crate::stop_child(&mut self.child, Duration::from_secs(30));
     }
 }

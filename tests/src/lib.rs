@@ -178,3 +178,27 @@ pub fn plugin_libs() -> &'static PluginLibs {
         }
     })
 }
+
+/// Stop a server a test started: SIGTERM, then, when it has not exited within `grace`,
+/// SIGKILL to its whole process group (it was started as a group leader); then reap it.
+pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return;
+    };
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let end = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < end {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Not reaped yet, so the group id is still its own.
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = child.wait();
+}

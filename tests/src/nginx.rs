@@ -391,23 +391,6 @@ impl Drop for Nginx {
     /// response is not waited for), SIGKILL to its process group when it has not exited
     /// within 10 s; then reap it.
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill, killpg};
-        use nix::unistd::Pid;
-        let Ok(pid) = i32::try_from(self.child.id()) else {
-            return;
-        };
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = self.child.wait();
+        crate::stop_child(&mut self.child, Duration::from_secs(10));
     }
 }

@@ -107,6 +107,28 @@ pub fn quote_name(what: &str, s: &str) -> Result<String, DslError> {
     quote(what, s)
 }
 
+/// The text of a string literal as [`quote`] writes it, at the start of `s` (what follows
+/// the closing quote is ignored); `None` when `s` does not start with one.
+pub fn unquote(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.strip_prefix('"')?.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                't' => out.push('\t'),
+                c => out.push(c),
+            },
+            '$' => {
+                chars.next();
+                out.push('$');
+            }
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 /// `s` as a quoted Icinga 2 string literal.
 pub fn quote(what: &str, s: &str) -> Result<String, DslError> {
     let mut out = String::with_capacity(s.len() + 2);
@@ -325,6 +347,14 @@ mod tests {
         for bad in ["a\nb", "a\rb", "a\0b", "\u{1b}[31m"] {
             assert!(quote("t", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn unquote_reads_back_what_quote_writes() {
+        for v in [r#"a "b" \ c"#, "$x$ 5$$", "tab\there", ""] {
+            assert_eq!(unquote(&format!("{} {{", quote("t", v).unwrap())).as_deref(), Some(v));
+        }
+        assert_eq!(unquote("no quote"), None);
     }
 
     #[test]

@@ -106,29 +106,6 @@ fn scan(text: &str) -> FileInventory {
     inv
 }
 
-/// A DSL string literal as the Icinga 2 writer writes it (`"…"` with `\\`, `\"`, `\t`
-/// and `$$`), unquoted.
-fn icinga_string(s: &str) -> Option<String> {
-    let body = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                't' => out.push('\t'),
-                c => out.push(c),
-            },
-            '$' => {
-                chars.next();
-                out.push('$');
-            }
-            c => out.push(c),
-        }
-    }
-    None
-}
-
 /// The hosts and services of an Icinga 2 file the writer wrote (`object Host "h" {`,
 /// `object Service "s" {` with `host_name = "h"`).
 fn scan_icinga(text: &str) -> FileInventory {
@@ -136,12 +113,12 @@ fn scan_icinga(text: &str) -> FileInventory {
     let mut service: Option<String> = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("object Host ") {
-            inv.hosts.extend(icinga_string(rest));
+            inv.hosts.extend(monitor_icinga2::dsl::unquote(rest));
         } else if let Some(rest) = line.strip_prefix("object Service ") {
-            service = icinga_string(rest);
+            service = monitor_icinga2::dsl::unquote(rest);
         } else if let Some(rest) = line.strip_prefix("  host_name = ")
             && let Some(d) = service.take()
-            && let Some(h) = icinga_string(rest)
+            && let Some(h) = monitor_icinga2::dsl::unquote(rest)
         {
             inv.services.push((h, d));
         } else if line == "}" {

@@ -3,17 +3,11 @@
 //! be installed (CI installs it); the tests fail, never skip, without it. Nothing here
 //! asserts on timing: every wait is a bounded poll.
 
-// The harness lives in the integration-test crate, which depends on this one; included
-// here by path. Not every test binary uses all of it.
-#[allow(dead_code)]
-#[path = "../../../tests/src/icinga.rs"]
-mod icinga;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use icinga::{Icinga, icinga2_bin};
+use monitor_integration_tests::icinga::{self, Icinga, icinga2_bin};
 use monitor_runtime::icinga2::api::{ApiClient, ApiError};
 use monitor_runtime::icinga2::reload::is_our_icinga;
 use monitor_runtime::icinga2::validate::{IcingaCheck, Node, NodeCheck, Validator};

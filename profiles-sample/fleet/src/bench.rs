@@ -255,16 +255,7 @@ fn icinga_row(files: &[PathBuf], users: &Path, work: &Path, machines: usize) -> 
     let t = Instant::now();
     let stats = monitor_runtime::writer::write_output(&out, &written.output)?;
     let write_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let nodes: Vec<monitor_runtime::icinga2::validate::Node> = written
-        .nodes
-        .iter()
-        .map(|n| monitor_runtime::icinga2::validate::Node {
-            endpoint: n.endpoint.clone(),
-            zone: n.zone.clone(),
-            zones_conf: n.zones_conf.clone(),
-            dirs: n.dirs.clone(),
-        })
-        .collect();
+    let nodes = written.nodes;
     let validator = monitor_runtime::icinga2::validate::Validator::new(work.join("verify-icinga2"));
     let (master, satellites) = nodes.split_at(1);
     let t = Instant::now();

@@ -39,20 +39,10 @@ use thiserror::Error;
 use super::{DEFAULT_ICINGA2, DEFAULT_PLUGIN_DIR, dsl_literal, dsl_string, run_as_defines};
 use crate::validate::RunAs;
 
-/// One icinga2 instance of the generated configuration, and what it loads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Node {
-    /// Its Endpoint name (`NodeName`).
-    pub endpoint: String,
-    /// Its zone (`ZoneName`).
-    pub zone: String,
-    /// Its zones.conf, relative to the set directory (`zones.conf` for the master,
-    /// `nodes/<zone>/zones.conf` for a satellite).
-    pub zones_conf: PathBuf,
-    /// The directories under `zones.d` it loads: its own zone's, its children's and the
-    /// global zones'.
-    pub dirs: Vec<String>,
-}
+/// One icinga2 instance of the generated configuration, and what it loads: the writer's
+/// own description of each node (`monitor_icinga2::NodeSlice`), so that what is written
+/// and what is validated are described once.
+pub use monitor_icinga2::NodeSlice as Node;
 
 /// How to run `icinga2 daemon -C`.
 #[derive(Debug, Clone)]
