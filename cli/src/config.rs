@@ -126,6 +126,11 @@ pub struct Settings {
     /// Contacts and groups from LDAP: the `[ldap]` table (docs/sources.md).
     #[serde(default)]
     pub ldap: Option<crate::sources::LdapSettings>,
+    /// Hosts that register their own monitoring over SSH: the `[monitoring_info]` table
+    /// (docs/monitoring-info.md). Their profiles are made in the state directory, which
+    /// is then read as one more profile directory.
+    #[serde(default)]
+    pub monitoring_info: Option<crate::monitoring_info::MonitoringInfoSettings>,
 }
 
 /// Where plugin libraries run.

@@ -600,8 +600,12 @@ impl Daemon {
 
     /// List every profile directory. A directory that is missing, empty or cannot be
     /// listed holds the pass: it is never read as "these machines are gone".
-    fn list_profiles(&self) -> Result<Listing, Vec<String>> {
+    ///
+    /// With `[monitoring_info]`, the registered hosts' profiles are made first; what could
+    /// not be read of them comes back as problems for the report.
+    fn list_profiles(&self) -> Result<(Listing, Vec<monitor_engine::Problem>), Vec<String>> {
         let mut listing = Listing::default();
+        let mut info_problems = Vec::new();
         let mut problems = Vec::new();
         let mirror = self.http.as_ref().map(|h| h.fetcher.dir().to_path_buf());
         for dir in self.settings.profiles.iter().chain(mirror.as_ref()) {
@@ -610,8 +614,17 @@ impl Daemon {
                 Err(e) => problems.push(e),
             }
         }
+        if let Some(info) = &self.settings.monitoring_info {
+            match crate::monitoring_info::registered_profiles(&self.settings.state_dir, info) {
+                Ok((l, p)) => {
+                    listing.extend(l);
+                    info_problems = p;
+                }
+                Err(e) => problems.push(e),
+            }
+        }
         if problems.is_empty() {
-            Ok(listing)
+            Ok((listing, info_problems))
         } else {
             Err(problems)
         }
@@ -634,8 +647,8 @@ impl Daemon {
         let clock = (started, started_at);
         let mut phases = PhaseTimes::default();
         crate::refresh_plugins(&mut self.plugins, &mut self.engine);
-        let files = match self.list_profiles() {
-            Ok(files) => files,
+        let (files, info_problems) = match self.list_profiles() {
+            Ok(listed) => listed,
             Err(problems) => {
                 phases.scan_ms = ms_since(started);
                 for p in &problems {
@@ -697,6 +710,7 @@ impl Daemon {
             None => tracing::warn!("running without a persistent cache: a restart parses and translates every profile"),
         }
         phases.compile_ms = ms_since(t);
+        result.report.errors.extend(info_problems);
         // What the last fetch could not do.
         if let Some(h) = &self.http {
             let (warnings, errors) = h.problems();
@@ -1095,7 +1109,23 @@ fn build_watcher(s: &Settings, tx: mpsc::Sender<Event>) -> Result<(notify::Recom
     // The users file, unless the contacts come from LDAP (then `users` is unset: an empty
     // path would be a prefix of every path).
     let users = (s.ldap.is_none() && !s.users.as_os_str().is_empty()).then_some(&s.users);
-    let ours: Vec<PathBuf> = s.profiles.iter().chain(&s.translators).chain(users).cloned().collect();
+    // Registrations (written by the forced command) and the site's overrides.
+    let info: Vec<(PathBuf, bool)> = match &s.monitoring_info {
+        Some(i) => {
+            let registered = crate::monitoring_info::registered_dir(&s.state_dir);
+            let _ = std::fs::create_dir_all(&registered);
+            vec![(registered, false), (i.overrides.clone(), true)]
+        }
+        None => Vec::new(),
+    };
+    let ours: Vec<PathBuf> = s
+        .profiles
+        .iter()
+        .chain(&s.translators)
+        .chain(users)
+        .chain(info.iter().map(|(d, _)| d))
+        .cloned()
+        .collect();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res
             && !matches!(ev.kind, notify::EventKind::Access(_))
@@ -1110,6 +1140,7 @@ fn build_watcher(s: &Settings, tx: mpsc::Sender<Event>) -> Result<(notify::Recom
         .iter()
         .map(|d| (d.clone(), true))
         .chain(s.translators.iter().map(|d| (d.clone(), false)))
+        .chain(info.iter().cloned())
         .collect();
     let mut parents: Vec<PathBuf> = Vec::new();
     let mut watched = Vec::new();

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod config;
 pub mod daemon;
+pub mod monitoring_info;
 pub mod sources;
 
 use std::path::PathBuf;

@@ -41,7 +41,7 @@ fn once_on_samples_validates_and_exits_zero() {
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("monitor-compile: 5 machines, 20 services, 0 errors, 0 warnings, 0 unknown components"),
+        stderr.contains("monitor-compile: 5 machines, 23 services, 0 errors, 0 warnings, 0 unknown components"),
         "{stderr}"
     );
     assert!(stderr.contains("nagios -v: ok (0 errors, 0 warnings)"), "{stderr}");
@@ -59,7 +59,7 @@ fn json_summary_goes_to_stdout() {
     assert_eq!(r.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("stdout is JSON");
     assert_eq!(v["report"]["machines"], 5);
-    assert_eq!(v["report"]["services"], 20);
+    assert_eq!(v["report"]["services"], 23);
     assert_eq!(v["report"]["errors"].as_array().unwrap().len(), 0);
     assert_eq!(
         v["written"]["written"], 12,

@@ -131,18 +131,7 @@ fn the_daemon_fetches_profiles_over_http_and_reads_contacts_from_ldap() {
     let all = ["kdc1.example.org", "jabber1.example.org", "web1.example.org"];
     publish(&nginx.root, &all);
     let mut slapd = Slapd::start(&d.join("ldap"), LDIF);
-    let v = d.join("var");
-    let main = format!(
-        "cfg_dir={live}\nresource_file={n}/resource.cfg\ncheck_result_path={v}/checkresults\ntemp_path={v}\n\
-         lock_file={v}/nagios.lock\nlog_file={v}/nagios.log\nstatus_file={v}/status.dat\n\
-         command_file={v}/nagios.cmd\ncheck_external_commands=1\nnagios_user=root\nnagios_group=root\n\
-         illegal_object_name_chars=`~!$%^&*|'\"<>?,()=\nillegal_macro_output_chars=`~$&|'\"<>\n",
-        live = d.join("nagios/generated").display(),
-        n = d.join("nagios").display(),
-        v = v.display()
-    );
-    std::fs::write(d.join("nagios/nagios.cfg"), main).unwrap();
-    std::fs::write(d.join("nagios/resource.cfg"), "$USER1$=/usr/lib/nagios/plugins\n").unwrap();
+    monitor_integration_tests::write_daemon_nagios_config(&d);
     let cfg = format!(
         "output = \"{d}/nagios/generated\"\nstate_dir = \"{d}/state\"\nnagios_config = \"{d}/nagios/nagios.cfg\"\n\
          nagios_bin = \"{bin}\"\ncommand_file = \"{d}/var/nagios.cmd\"\ntranslators = [\"{d}/translators\"]\n\

@@ -10,8 +10,12 @@ use monitor_engine::users::TomlUsers;
 use monitor_sdk::translator::Translator;
 
 pub mod icinga;
+pub mod listeners;
+pub mod mail;
 pub mod nginx;
+pub mod pki;
 pub mod slapd;
+pub mod sshd;
 
 /// docs/translator-guide.md, included so that every Rust example in it is a doctest:
 /// `cargo test -p monitor-integration-tests --doc`.
@@ -201,4 +205,27 @@ pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) {
     // Not reaped yet, so the group id is still its own.
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     let _ = child.wait();
+}
+
+/// Write a Nagios main configuration for a daemon test under `d`: `d/nagios/nagios.cfg`
+/// (the live output `d/nagios/generated`, the rest under `d/var`, run as root, Debian's
+/// illegal characters) and `d/nagios/resource.cfg`. Returns the main configuration.
+pub fn write_daemon_nagios_config(d: &Path) -> PathBuf {
+    for sub in ["nagios", "var/checkresults"] {
+        std::fs::create_dir_all(d.join(sub)).expect("make the Nagios directories");
+    }
+    let v = d.join("var");
+    let main = format!(
+        "cfg_dir={live}\nresource_file={n}/resource.cfg\ncheck_result_path={v}/checkresults\ntemp_path={v}\n\
+         lock_file={v}/nagios.lock\nlog_file={v}/nagios.log\nstatus_file={v}/status.dat\n\
+         command_file={v}/nagios.cmd\ncheck_external_commands=1\nnagios_user=root\nnagios_group=root\n\
+         illegal_object_name_chars=`~!$%^&*|'\"<>?,()=\nillegal_macro_output_chars=`~$&|'\"<>\n",
+        live = d.join("nagios/generated").display(),
+        n = d.join("nagios").display(),
+        v = v.display()
+    );
+    let file = d.join("nagios/nagios.cfg");
+    std::fs::write(&file, main).expect("write nagios.cfg");
+    std::fs::write(d.join("nagios/resource.cfg"), "$USER1$=/usr/lib/nagios/plugins\n").expect("write resource.cfg");
+    file
 }

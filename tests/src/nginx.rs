@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::listeners::free_port;
+
 /// How long nginx may take to accept connections.
 const STARTUP_BOUND: Duration = Duration::from_secs(20);
 
@@ -49,7 +51,7 @@ pub struct TestPki {
 }
 
 /// Run `openssl` with `args` in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -169,13 +171,6 @@ pub struct Nginx {
     pub dir: PathBuf,
     tls: bool,
     child: Child,
-}
-
-/// A free port of 127.0.0.1 (free when asked: another process could take it first,
-/// which shows as a failed start and a retry).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("the port").port()
 }
 
 impl Nginx {

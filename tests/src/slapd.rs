@@ -56,12 +56,34 @@ pub struct Slapd {
     dir: PathBuf,
     child: Option<Child>,
     url: String,
+    /// `ldap://127.0.0.1:PORT/`, when started with [`Slapd::start_on_loopback`].
+    pub ldap_port: Option<u16>,
+    /// `ldaps://127.0.0.1:PORT/`, when started with a certificate.
+    pub ldaps_port: Option<u16>,
+    /// Every URL it listens on (`-h`).
+    listen: String,
 }
 
 impl Slapd {
     /// Configure a server in `dir` (which must exist), load `ldif` into it offline and
     /// start it. Panics, with slapd's own output, when any step fails.
     pub fn start(dir: &Path, ldif: &str) -> Slapd {
+        Slapd::start_with(dir, ldif, None, None)
+    }
+
+    /// [`Slapd::start`], also listening on `ldap://127.0.0.1:PORT/` and, with `tls` (a
+    /// certificate and key), on `ldaps://127.0.0.1:PORT/`: for the checks that reach a
+    /// directory over the network.
+    pub fn start_on_loopback(dir: &Path, ldif: &str, tls: Option<&crate::nginx::CertKey>) -> Slapd {
+        let ldap = crate::listeners::free_port();
+        let ldaps = tls.map(|_| crate::listeners::free_port());
+        let mut s = Slapd::start_with(dir, ldif, Some(ldap), ldaps.zip(tls));
+        s.ldap_port = Some(ldap);
+        s.ldaps_port = ldaps;
+        s
+    }
+
+    fn start_with(dir: &Path, ldif: &str, ldap: Option<u16>, ldaps: Option<(u16, &crate::nginx::CertKey)>) -> Slapd {
         for bin in [SLAPD, SLAPADD] {
             assert!(
                 Path::new(bin).exists(),
@@ -74,7 +96,16 @@ impl Slapd {
         let schema = dir.join("jabber.schema");
         std::fs::write(&schema, JABBER_SCHEMA).expect("write the test schema");
         let conf = dir.join("slapd.conf");
-        std::fs::write(&conf, config(&schema, &db)).expect("write slapd.conf");
+        let mut text = config(&schema, &db);
+        if let Some((_, tls)) = ldaps {
+            // Global directives: before the first `database`.
+            text = format!(
+                "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n{text}",
+                tls.cert.display(),
+                tls.key.display()
+            );
+        }
+        std::fs::write(&conf, text).expect("write slapd.conf");
 
         let data = dir.join("data.ldif");
         let ldif = if ldif
@@ -106,7 +137,21 @@ impl Slapd {
         );
 
         let url = format!("ldapi://{}", url_encode_path(&dir.join("ldapi")));
-        let mut slapd = Slapd { dir, child: None, url };
+        let mut listen = url.clone();
+        if let Some(p) = ldap {
+            listen.push_str(&format!(" ldap://127.0.0.1:{p}/"));
+        }
+        if let Some((p, _)) = ldaps {
+            listen.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+        }
+        let mut slapd = Slapd {
+            dir,
+            child: None,
+            url,
+            ldap_port: None,
+            ldaps_port: None,
+            listen,
+        };
         slapd.launch();
         slapd
     }
@@ -166,7 +211,7 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.join("slapd.conf"))
             .arg("-h")
-            .arg(&self.url)
+            .arg(&self.listen)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)

@@ -36,8 +36,9 @@ fn sample_fleet_exercises_every_manager_and_passes_nagios() {
     assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
     assert!(r.unknown_components.is_empty());
     assert_eq!(r.machines, 5);
-    // kdc1 1, kdc2 1, jabber1 3, web1 4 cosign + 3 apache, web2 4 cosign + 2 apache, 2 clusters.
-    assert_eq!(r.services, 20);
+    // kdc1 1, kdc2 1, jabber1 3, web1 4 cosign + 3 apache, web2 4 cosign + 2 apache
+    // + 3 monitoring_info (`status`, `status certificate`, `ssh`), 2 clusters.
+    assert_eq!(r.services, 23);
     let out = output_dir();
     write_output(out.path(), &result.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();

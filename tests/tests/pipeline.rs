@@ -46,7 +46,7 @@ fn sample_fleet_passes_real_nagios_with_zero_errors() {
     let result = engine().run_pass(&files).unwrap();
     assert!(result.report.errors.is_empty(), "{:?}", result.report.errors);
     assert_eq!(result.report.machines, 5);
-    assert_eq!(result.report.services, 20);
+    assert_eq!(result.report.services, 23);
     write_output(out.path(), &result.output).unwrap();
     let check = validate_dir(&nagios_bin(), out.path()).unwrap();
     assert!(check.ok, "nagios -v failed:\n{}", check.output);

@@ -82,6 +82,9 @@ enum Cmd {
         #[arg(required = true, value_name = "MACHINE")]
         machines: Vec<String>,
     },
+    /// Hosts that register their own monitoring over SSH (docs/monitoring-info.md).
+    #[command(subcommand)]
+    MonitoringInfo(InfoCmd),
     /// Accept the set the removal guard holds: the daemon deploys it at once.
     Approve {
         /// The daemon's configuration file (for its state directory).
@@ -93,6 +96,35 @@ enum Cmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum InfoCmd {
+    /// The forced command of a host's key: read its registration on stdin and replace
+    /// that host's declarations.
+    Receive {
+        /// The state directory (where the registrations are kept).
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// The host this key registers: set in `authorized_keys`, never by the client.
+        #[arg(long, value_name = "FQDN")]
+        host: String,
+    },
+    /// Print the `authorized_keys` line that lets one host's key register that host only.
+    Authorize {
+        /// The state directory the forced command writes to.
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// The host.
+        #[arg(long, value_name = "FQDN")]
+        host: String,
+        /// The host's public key file (`id_ed25519.pub`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The monitor-compile binary the forced command runs.
+        #[arg(long, value_name = "PATH", default_value = "/usr/bin/monitor-compile")]
+        program: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     if let Some(code) = monitor_runtime::worker::run_if_worker() {
         return ExitCode::from(code.clamp(0, 255) as u8);
@@ -100,7 +132,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let json = match &args.command {
         Some(Cmd::Status { format, .. }) => *format == Format::Json,
-        Some(Cmd::Approve { .. } | Cmd::Fetch { .. }) => false,
+        Some(Cmd::Approve { .. } | Cmd::Fetch { .. } | Cmd::MonitoringInfo(_)) => false,
         None => args.format == Format::Json,
     };
     let result = match &args.command {
@@ -110,6 +142,21 @@ fn main() -> ExitCode {
             format,
         }) => status(config.as_ref(), state_dir.as_ref(), *format),
         Some(Cmd::Approve { config, state_dir }) => approve(config.as_ref(), state_dir.as_ref()),
+        Some(Cmd::MonitoringInfo(InfoCmd::Receive { state_dir, host })) => receive(state_dir, host),
+        Some(Cmd::MonitoringInfo(InfoCmd::Authorize {
+            state_dir,
+            host,
+            key,
+            program,
+        })) => {
+            let public = std::fs::read_to_string(key).map_err(|e| format!("{}: {e}", key.display()));
+            public
+                .and_then(|k| monitor_compile::monitoring_info::authorized_keys_line(program, state_dir, host, &k))
+                .map(|line| {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                })
+        }
         Some(Cmd::Fetch {
             config,
             state_dir,
@@ -284,6 +331,32 @@ fn fetch(config: Option<&PathBuf>, state_dir: Option<&PathBuf>, machines: &[Stri
     Ok(ExitCode::SUCCESS)
 }
 
+/// The forced command: the client sees what was registered, and why any service will not
+/// be monitored. Nothing it sends can name another host or reach a shell.
+fn receive(state_dir: &std::path::Path, host: &str) -> Result<ExitCode, String> {
+    let r = monitor_compile::monitoring_info::receive(state_dir, host, std::io::stdin().lock())
+        .map_err(|e| format!("registration for {host} refused: {e}"))?;
+    if r.files == 0 {
+        println!(
+            "{}: registration removed (no files): nothing is monitored for it",
+            r.host
+        );
+    } else {
+        println!(
+            "{}: registered {} file(s), {} service(s): {}",
+            r.host,
+            r.files,
+            r.services.len(),
+            r.services.join(", ")
+        );
+    }
+    for p in &r.problems {
+        println!("not monitored: {p}");
+    }
+    // The daemon watches the registrations: it compiles this one within its debounce.
+    Ok(ExitCode::SUCCESS)
+}
+
 fn approve(config: Option<&PathBuf>, state_dir: Option<&PathBuf>) -> Result<ExitCode, String> {
     let dir = state_dir_of(config, state_dir)?;
     let s = read_status(&dir)?;
@@ -327,6 +400,12 @@ fn once(args: &Args) -> Result<ExitCode, String> {
         // A missing, empty or unlistable directory is fatal: never an empty configuration.
         listing.extend(monitor_compile::daemon::list_profile_dir(dir, follow_out)?);
     }
+    let mut info_problems = Vec::new();
+    if let Some(info) = &settings.monitoring_info {
+        let (l, problems) = monitor_compile::monitoring_info::registered_profiles(&settings.state_dir, info)?;
+        listing.extend(l);
+        info_problems = problems;
+    }
     if std::fs::metadata(output).is_ok_and(|m| !m.is_dir()) {
         return Err(format!(
             "{}: --output exists and is not a directory (it names the directory to write the configuration into)",
@@ -344,6 +423,7 @@ fn once(args: &Args) -> Result<ExitCode, String> {
     let mut plugins = settings.plugin_set(monitor_compile::translator_dirs(&settings.translators), copies)?;
     monitor_compile::refresh_plugins(&mut plugins, &mut engine);
     let mut result = engine.run_listing(&listing).map_err(|e| e.to_string())?;
+    result.report.errors.extend(info_problems);
     // The Icinga 2 backend maps the assembled objects to a tree of zones.
     let (files, icinga_nodes) = match settings.backend {
         Backend::Nagios => (result.output.clone(), None),

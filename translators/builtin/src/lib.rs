@@ -11,6 +11,7 @@ pub fn builtin() -> Vec<Box<dyn Translator>> {
         Box::new(translator_jabberd::Jabberd),
         Box::new(translator_cosign::Cosign),
         Box::new(translator_apacheconf::Apacheconf),
+        Box::new(translator_monitoring_info::MonitoringInfo),
     ]
 }
 
@@ -20,6 +21,9 @@ mod tests {
     fn one_translator_per_component() {
         let mut names: Vec<String> = super::builtin().iter().map(|t| t.component().to_string()).collect();
         names.sort();
-        assert_eq!(names, ["apacheconf", "cosign", "jabberd", "kerberos"]);
+        assert_eq!(
+            names,
+            ["apacheconf", "cosign", "jabberd", "kerberos", "monitoring_info"]
+        );
     }
 }

@@ -78,3 +78,21 @@ fn the_engine_does_not_reach_the_live_system() {
         "monitor-runtime depends on the binaries"
     );
 }
+
+/// The monitoring-info translator is built in only (no plugin crate), under the same rule;
+/// its check plugin runs on its own under Nagios and reaches no part of monitor-compile.
+#[test]
+fn monitoring_info_stays_apart() {
+    assert_eq!(
+        dependencies("translators/monitoring-info/Cargo.toml"),
+        set(&["monitor-sdk"]),
+        "translator monitoring-info"
+    );
+    let check = dependencies("translators/monitoring-info/check/Cargo.toml");
+    assert!(
+        check
+            .iter()
+            .all(|d| !d.starts_with("monitor-") && !d.starts_with("translator-")),
+        "check_monitoring_info depends on {check:?}"
+    );
+}
