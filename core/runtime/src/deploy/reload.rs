@@ -182,8 +182,19 @@ mod tests {
             .args(args)
             .spawn()
             .unwrap();
+        // Until `sleep` has replaced `env` (and the test binary before it): its name and
+        // its whole command line, both read again after a failed read (bounded).
         let comm = format!("/proc/{}/comm", child.id());
-        while std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() != "sleep") {
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let want: Vec<u8> = std::iter::once("sleep")
+            .chain(args.iter().copied())
+            .flat_map(|a| a.bytes().chain([0]))
+            .collect();
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < end
+            && !(std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
+                && std::fs::read(&cmdline).is_ok_and(|c| c == want))
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         child
