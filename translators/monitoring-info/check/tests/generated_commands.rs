@@ -48,7 +48,11 @@ impl Site {
         let user1 = dir.path().join("plugins");
         std::fs::create_dir(&user1).unwrap();
         for e in std::fs::read_dir(PLUGINS).unwrap().flatten() {
-            std::os::unix::fs::symlink(e.path(), user1.join(e.file_name())).unwrap();
+            // An installed check_monitoring_info (the monitor-compile package) gives way to
+            // the one built here.
+            if e.file_name() != "check_monitoring_info" {
+                std::os::unix::fs::symlink(e.path(), user1.join(e.file_name())).unwrap();
+            }
         }
         std::os::unix::fs::symlink(
             env!("CARGO_BIN_EXE_check_monitoring_info"),
