@@ -114,6 +114,7 @@ impl Assembler<'_> {
         });
         phase.mark("incremental state");
         phase.log("assembly");
+        report.phases = phase.times("assembly: ");
         (Output { files: files_out }, delta)
     }
 

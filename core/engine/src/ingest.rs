@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use lcfg_profile::{Select, parse_profile};
 use monitor_sdk::nagios::Bundle;
@@ -26,6 +27,41 @@ pub(crate) enum Processed {
     Fresh(Entry),
 }
 
+/// The CPU time of the files phase by step, in nanoseconds summed over the threads.
+#[derive(Debug, Default)]
+pub(crate) struct IngestTimes {
+    /// Stat, open and read (the kernel's copy included).
+    pub(crate) read: AtomicU64,
+    pub(crate) hash: AtomicU64,
+    pub(crate) parse: AtomicU64,
+    /// Translate, render and check the fragments, and build the records.
+    pub(crate) translate: AtomicU64,
+}
+
+impl IngestTimes {
+    fn add(counter: &AtomicU64, since: Instant) -> Instant {
+        let now = Instant::now();
+        counter.fetch_add((now - since).as_nanos() as u64, Ordering::Relaxed);
+        now
+    }
+
+    /// As phase times, in milliseconds.
+    pub(crate) fn phases(&self) -> Vec<crate::report::PhaseTime> {
+        [
+            ("read", &self.read),
+            ("hash", &self.hash),
+            ("parse", &self.parse),
+            ("translate", &self.translate),
+        ]
+        .into_iter()
+        .map(|(n, c)| crate::report::PhaseTime {
+            phase: format!("files cpu: {n}"),
+            ms: c.load(Ordering::Relaxed) as f64 / 1e6,
+        })
+        .collect()
+    }
+}
+
 /// What reading a profile needs of the engine: its cache, its translators, the files it
 /// must not open, and the pass's counters.
 pub(crate) struct Ingest<'a> {
@@ -34,6 +70,7 @@ pub(crate) struct Ingest<'a> {
     pub(crate) not_read: &'a rustc_hash::FxHashSet<PathBuf>,
     pub(crate) parsed: &'a AtomicUsize,
     pub(crate) translated: &'a AtomicUsize,
+    pub(crate) times: &'a IngestTimes,
 }
 
 impl Ingest<'_> {
@@ -67,6 +104,7 @@ impl Ingest<'_> {
                 profile_error_at: None,
             }));
         }
+        let started = Instant::now();
         let stat = FileStat::of_path(file);
         // The cheap change test: same size, times and inode as when last read.
         if let (Some(p), Some(st)) = (previous, stat)
@@ -78,12 +116,16 @@ impl Ingest<'_> {
         }
         // Hash and parse while the bytes are hot, in this one read.
         let read = with_file_bytes(file, |raw| {
+            let t = IngestTimes::add(&self.times.read, started);
             let hash = *blake3::hash(raw).as_bytes();
+            let t = IngestTimes::add(&self.times.hash, t);
             if previous.is_some_and(|p| FragmentCache::reusable(p, &hash, |c| self.registry.record_current(c))) {
                 return (hash, None);
             }
             self.parsed.fetch_add(1, Ordering::Relaxed);
-            (hash, Some(parse_profile(file, raw, Select::Monitoring)))
+            let parsed = parse_profile(file, raw, Select::Monitoring);
+            IngestTimes::add(&self.times.parse, t);
+            (hash, Some(parsed))
         });
         let (hash, parsed) = match read {
             Ok(read) => read,
@@ -195,6 +237,7 @@ impl Ingest<'_> {
             }
             records.push(recs);
         }
+        let started = Instant::now();
         let empty = lcfg_profile::Component::default();
         for (slot, holes) in wanted {
             let slot = &self.registry.slots[slot];
@@ -255,6 +298,7 @@ impl Ingest<'_> {
                 profile_error_at: None,
             }));
         }
+        IngestTimes::add(&self.times.translate, started);
         // Invariant: every file is done now.
         done.into_iter().flatten().collect()
     }

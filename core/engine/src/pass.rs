@@ -299,12 +299,14 @@ impl Engine {
 
         // Read, hash, and (for changed files) parse and translate, in parallel.
         phase.mark("start_pass");
+        let times = crate::ingest::IngestTimes::default();
         let ingest = Ingest {
             cache: &self.cache,
             registry: &self.registry,
             not_read: &self.not_read,
             parsed: &self.parsed,
             translated: &self.translated,
+            times: &times,
         };
         // In runs of files: a translator in a worker process answers a run's machines in
         // one round trip.
@@ -481,6 +483,15 @@ impl Engine {
         report.parsed = self.parsed.load(Ordering::Relaxed) - parsed0;
         report.translated = self.translated.load(Ordering::Relaxed) - translated0;
         phase.log("pass");
+        // A reused or patched assembly's report is the last full pass's: its assembly
+        // phases are not this pass's.
+        let assembly_phases = match report.assembly {
+            Assembly::Full => std::mem::take(&mut report.phases),
+            _ => Vec::new(),
+        };
+        report.phases = phase.times("");
+        report.phases.extend(times.phases());
+        report.phases.extend(assembly_phases);
         changed_files.sort();
         Ok(PassResult {
             output,

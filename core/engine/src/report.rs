@@ -108,6 +108,18 @@ pub struct PassReport {
     /// How the configuration was assembled in this pass.
     #[serde(default)]
     pub assembly: Assembly,
+    /// Where the pass's time went: its phases (wall time), the CPU time of the parallel
+    /// `files` phase split by step and summed over threads (`files cpu: …`), and for a
+    /// full assembly its phases (`assembly: …`). For the benchmark and `status.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
+}
+
+/// One phase of a pass and its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub ms: f64,
 }
 
 /// How a pass assembled its configuration.
@@ -168,6 +180,17 @@ impl Phases {
         let now = std::time::Instant::now();
         self.marks.push((name, (now - self.last).as_secs_f64() * 1000.0));
         self.last = now;
+    }
+
+    /// The marks as phase times, each name after `prefix`.
+    pub(crate) fn times(&self, prefix: &str) -> Vec<PhaseTime> {
+        self.marks
+            .iter()
+            .map(|(n, ms)| PhaseTime {
+                phase: format!("{prefix}{n}"),
+                ms: *ms,
+            })
+            .collect()
     }
 
     pub(crate) fn log(&self, what: &str) {

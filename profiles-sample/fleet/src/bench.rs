@@ -29,6 +29,9 @@ pub struct Measure {
     pub files_written: usize,
     /// How the pass assembled its output (full, incremental or reused).
     pub assembly: Assembly,
+    /// The pass's own split of its time (`PassReport::phases`), and the writer's.
+    #[serde(default)]
+    pub phases: Vec<monitor_engine::report::PhaseTime>,
 }
 
 /// The figures for one fleet size.
@@ -333,11 +336,15 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn measure(f: impl FnOnce() -> (usize, usize, usize, Assembly)) -> Measure {
+/// What one measured pass reports: parsed, translated, files written, how it assembled,
+/// and its phases.
+type PassFigures = (usize, usize, usize, Assembly, Vec<monitor_engine::report::PhaseTime>);
+
+fn measure(f: impl FnOnce() -> PassFigures) -> Measure {
     reset_peak_rss();
     let cpu0 = cpu_time();
     let t0 = Instant::now();
-    let (parsed, translated, files_written, assembly) = f();
+    let (parsed, translated, files_written, assembly, phases) = f();
     let wall = t0.elapsed();
     let cpu = cpu_time() - cpu0;
     Measure {
@@ -348,6 +355,7 @@ fn measure(f: impl FnOnce() -> (usize, usize, usize, Assembly)) -> Measure {
         translated,
         files_written,
         assembly,
+        phases,
     }
 }
 
@@ -436,8 +444,20 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let mut pass = |engine: &mut Engine, writer: &mut OutputWriter| {
         let r = engine.run_pass(&files).expect("pass");
         services = r.report.services;
+        let t = Instant::now();
         let w = writer.write(&r.output).expect("write");
-        (r.report.parsed, r.report.translated, w.written, r.report.assembly)
+        let mut phases = r.report.phases.clone();
+        phases.push(monitor_engine::report::PhaseTime {
+            phase: "write".into(),
+            ms: t.elapsed().as_secs_f64() * 1000.0,
+        });
+        (
+            r.report.parsed,
+            r.report.translated,
+            w.written,
+            r.report.assembly,
+            phases,
+        )
     };
     let cold = measure(|| pass(&mut engine, &mut writer));
     let no_change = measure(|| pass(&mut engine, &mut writer));
@@ -564,6 +584,22 @@ pub fn table(rows: &[Row]) -> String {
                 .map(|m| format!("{:.1} ms ({})", m.wall_ms, kind(m.assembly)))
                 .unwrap_or_else(|| "-".into()),
         ));
+    }
+    // The cold column split by phase: wall time of the pass's phases and the write, the
+    // files phase's CPU time by step (summed over the threads), and the full assembly's
+    // phases.
+    if rows.iter().any(|r| !r.cold.phases.is_empty()) {
+        s.push_str("\n| machines | cold, by phase (ms) |\n|---|---|\n");
+        for r in rows {
+            let split: Vec<String> = r
+                .cold
+                .phases
+                .iter()
+                .filter(|p| p.ms >= 0.5)
+                .map(|p| format!("{} {:.0}", p.phase, p.ms))
+                .collect();
+            s.push_str(&format!("| {} | {} |\n", r.machines, split.join(", ")));
+        }
     }
     if rows.iter().any(|r| r.http.is_some()) {
         s.push_str("\n| machines | HTTP cold fetch (all 200) | all unchanged (all 304) | compile from the mirror, cold | connections |\n");
