@@ -114,7 +114,7 @@ impl Assembler<'_> {
         });
         phase.mark("incremental state");
         phase.log("assembly");
-        report.phases = phase.times("assembly: ");
+        report.pass_phases = phase.times("assembly: ");
         (Output { files: files_out }, delta)
     }
 

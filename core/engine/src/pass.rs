@@ -486,12 +486,12 @@ impl Engine {
         // A reused or patched assembly's report is the last full pass's: its assembly
         // phases are not this pass's.
         let assembly_phases = match report.assembly {
-            Assembly::Full => std::mem::take(&mut report.phases),
+            Assembly::Full => std::mem::take(&mut report.pass_phases),
             _ => Vec::new(),
         };
-        report.phases = phase.times("");
-        report.phases.extend(times.phases());
-        report.phases.extend(assembly_phases);
+        report.pass_phases = phase.times("");
+        report.pass_phases.extend(times.phases());
+        report.pass_phases.extend(assembly_phases);
         changed_files.sort();
         Ok(PassResult {
             output,

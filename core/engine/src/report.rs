@@ -110,9 +110,10 @@ pub struct PassReport {
     pub assembly: Assembly,
     /// Where the pass's time went: its phases (wall time), the CPU time of the parallel
     /// `files` phase split by step and summed over threads (`files cpu: …`), and for a
-    /// full assembly its phases (`assembly: …`). For the benchmark and `status.json`.
+    /// full assembly its phases (`assembly: …`). For the benchmark and `status.json`
+    /// (where the daemon's own `phases` are beside it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phases: Vec<PhaseTime>,
+    pub pass_phases: Vec<PhaseTime>,
 }
 
 /// One phase of a pass and its time.

@@ -7,7 +7,7 @@ use monitor_engine::Assembly;
 use support::*;
 
 fn names(pass: &monitor_engine::PassResult) -> Vec<&str> {
-    pass.report.phases.iter().map(|p| p.phase.as_str()).collect()
+    pass.report.pass_phases.iter().map(|p| p.phase.as_str()).collect()
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn a_cold_pass_splits_its_time_and_a_reused_one_reports_no_assembly() {
     ] {
         assert!(n.contains(&want), "{want} missing from {n:?}");
     }
-    assert!(cold.report.phases.iter().all(|p| p.ms >= 0.0 && p.ms.is_finite()));
+    assert!(cold.report.pass_phases.iter().all(|p| p.ms >= 0.0 && p.ms.is_finite()));
     let warm = f.pass();
     assert_eq!(warm.report.assembly, Assembly::Reused);
     let n = names(&warm);
@@ -39,7 +39,7 @@ fn a_cold_pass_splits_its_time_and_a_reused_one_reports_no_assembly() {
     // Nothing parsed: no parse time.
     let parse = warm
         .report
-        .phases
+        .pass_phases
         .iter()
         .find(|p| p.phase == "files cpu: parse")
         .unwrap();

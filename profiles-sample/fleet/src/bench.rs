@@ -446,7 +446,7 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
         services = r.report.services;
         let t = Instant::now();
         let w = writer.write(&r.output).expect("write");
-        let mut phases = r.report.phases.clone();
+        let mut phases = r.report.pass_phases.clone();
         phases.push(monitor_engine::report::PhaseTime {
             phase: "write".into(),
             ms: t.elapsed().as_secs_f64() * 1000.0,
