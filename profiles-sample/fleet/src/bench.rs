@@ -422,7 +422,16 @@ pub fn run_live(
 }
 
 /// Run every scenario for a fleet of `machines` under `work`.
-pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: usize) -> std::io::Result<Row> {
+/// Every scenario at `machines`; with `core_only`, without the plugin, Icinga 2 and HTTP
+/// columns.
+pub fn run(
+    machines: usize,
+    work: &Path,
+    users: &Path,
+    nagios: &Path,
+    avg_kb: usize,
+    core_only: bool,
+) -> std::io::Result<Row> {
     let spec = Spec {
         machines,
         avg_kb,
@@ -480,6 +489,24 @@ pub fn run(machines: usize, work: &Path, users: &Path, nagios: &Path, avg_kb: us
     let check = monitor_runtime::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
     let nagios_verify = t0.elapsed();
     drop(engine);
+    if core_only {
+        return Ok(Row {
+            machines,
+            bytes,
+            services,
+            floor_ms: floor_time.as_secs_f64() * 1000.0,
+            cold,
+            no_change,
+            one_change,
+            hundred_change,
+            nagios_verify_ms: nagios_verify.as_secs_f64() * 1000.0,
+            nagios_ok: check.ok,
+            plugins_cold: None,
+            plugins_one_change: None,
+            icinga2: None,
+            http: None,
+        });
+    }
     let icinga2 = icinga_row(&files, users, work, machines)?;
     let http = http_row(&dir, users, work, machines)?;
 

@@ -70,6 +70,10 @@ enum Cmd {
         /// (build `monitor-compile` first: cargo build --release --bin monitor-compile).
         #[arg(long)]
         live: bool,
+        /// The core scenarios only (no plugin, Icinga 2 or HTTP column): for sizes whose
+        /// Icinga 2 validation would not fit in memory.
+        #[arg(long)]
+        core: bool,
     },
 }
 
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             avg_kb,
             json,
             live,
+            core,
         } => (|| {
             if live {
                 let mut rows = Vec::new();
@@ -133,7 +138,7 @@ fn main() -> ExitCode {
             }
             let mut rows = Vec::new();
             for n in machines {
-                let row = bench::run(n, &work, &users, &nagios_bin, avg_kb)?;
+                let row = bench::run(n, &work, &users, &nagios_bin, avg_kb, core)?;
                 eprintln!("{}", serde_json::to_string(&row).unwrap_or_default());
                 rows.push(row);
             }
