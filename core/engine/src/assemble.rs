@@ -404,6 +404,7 @@ pub(crate) fn run_managers<'a>(
             phase.mark("passive");
             (clusters_out, deps_out, passive_out, explicit)
         };
+        phase.mark("manager inputs dropped");
         if deps_out.cyclic_sources.is_empty() {
             break (clusters_out, deps_out, passive_out, explicit);
         }
@@ -438,6 +439,7 @@ pub(crate) fn run_managers<'a>(
         report.warnings.push(finding(f));
     }
     let manager_warnings = report.warnings.clone();
+    phase.mark("manager findings");
     let mut clusters_out = clusters_out;
     let mut deps_out = deps_out;
     for (name, b) in [
@@ -451,9 +453,11 @@ pub(crate) fn run_managers<'a>(
             *b = Bundle::new();
         }
     }
+    phase.mark("manager output checked");
     if let Err(e) = defs.define(&clusters_out.objects, CLUSTER_SOURCE) {
         report.errors.push(Problem::new(e));
     }
+    phase.mark("cluster objects defined");
 
     Managed {
         users: users_out,

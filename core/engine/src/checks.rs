@@ -28,9 +28,11 @@ impl Definitions {
         let who: Arc<str> = Arc::from(source);
         let mut errors = Vec::new();
         let mut added: Vec<(ObjectKind, &str)> = Vec::new();
-        let mut added_services: Vec<(&str, &str)> = Vec::new();
+        // Sets, not lists: a manager's bundle holds thousands of objects, and a list's
+        // `contains` made defining it quadratic (0.5 s for the clusters of 100,000 machines).
+        let mut added_services: rustc_hash::FxHashSet<(&str, &str)> = Default::default();
         // Templates are recorded only when the whole bundle is accepted.
-        let mut added_templates: Vec<(ObjectKind, &str)> = Vec::new();
+        let mut added_templates: rustc_hash::FxHashSet<(ObjectKind, &str)> = Default::default();
         for o in bundle {
             if o.kind == ObjectKind::Service && !o.is_template() {
                 match (o.get_str("host_name"), o.get_str("service_description")) {
@@ -44,7 +46,9 @@ impl Definitions {
                             Some(first) => errors.push(format!(
                                 "duplicate service '{d}' on host {h}: defined by {first} and by {source}"
                             )),
-                            None => added_services.push((h, d)),
+                            None => {
+                                added_services.insert((h, d));
+                            }
                         }
                     }
                     _ => errors.push("a service needs host_name and service_description".into()),
@@ -64,7 +68,9 @@ impl Definitions {
                             "{} template '{n}' is defined by both {first} and {source}",
                             o.kind.keyword()
                         )),
-                        None => added_templates.push((o.kind, n)),
+                        None => {
+                            added_templates.insert((o.kind, n));
+                        }
                     }
                 }
                 continue;
