@@ -298,7 +298,7 @@ pub fn receive(state_dir: &Path, host: &str, input: impl Read) -> Result<Receive
 /// Write `bytes` to `path` atomically (a temporary file, fsync, rename, fsync of the
 /// directory), mode 0640, group `group` when given and it exists. Unchanged content is
 /// left alone.
-fn write_private(path: &Path, bytes: &[u8], group: Option<&str>) -> std::io::Result<()> {
+fn write_private(path: &Path, bytes: &[u8], group: Option<&nix::unistd::Group>) -> std::io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
@@ -317,7 +317,7 @@ fn write_private(path: &Path, bytes: &[u8], group: Option<&str>) -> std::io::Res
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-        if let Some(g) = group.and_then(|g| nix::unistd::Group::from_name(g).ok().flatten()) {
+        if let Some(g) = group {
             // Not root: the file keeps the writer's group, and Nagios may not read it
             // (its check then says so).
             if let Err(e) = nix::unistd::fchown(&f, None, Some(g.gid)) {
@@ -479,7 +479,9 @@ pub fn synthesize(state_dir: &Path, settings: &MonitoringInfoSettings) -> Result
     let secrets_root = std::fs::canonicalize(&secrets_root).map_err(|e| format!("{}: {e}", secrets_root.display()))?;
     std::fs::set_permissions(&secrets_root, std::fs::Permissions::from_mode(0o750))
         .map_err(|e| format!("{}: {e}", secrets_root.display()))?;
-    if let Some(g) = nix::unistd::Group::from_name(&settings.secrets_group).ok().flatten() {
+    // Looked up once: each lookup reads the group database.
+    let group = nix::unistd::Group::from_name(&settings.secrets_group).ok().flatten();
+    if let Some(g) = &group {
         let _ = nix::unistd::chown(&secrets_root, None, Some(g.gid));
     }
     let entries = std::fs::read_dir(&reg_dir).map_err(|e| format!("{}: cannot be listed: {e}", reg_dir.display()))?;
@@ -532,13 +534,13 @@ pub fn synthesize(state_dir: &Path, settings: &MonitoringInfoSettings) -> Result
                     report.problems.push(format!("{}: {e}", d.display()));
                     failed = true;
                 }
-                if let Some(g) = nix::unistd::Group::from_name(&settings.secrets_group).ok().flatten() {
+                if let Some(g) = &group {
                     let _ = nix::unistd::chown(d.as_path(), None, Some(g.gid));
                 }
             }
         }
         for (file, password) in &files {
-            if let Err(e) = write_private(file, format!("{password}\n").as_bytes(), Some(&settings.secrets_group)) {
+            if let Err(e) = write_private(file, format!("{password}\n").as_bytes(), group.as_ref()) {
                 report
                     .problems
                     .push(format!("{}: cannot be written: {e}", file.display()));

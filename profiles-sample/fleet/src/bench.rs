@@ -421,9 +421,8 @@ pub fn run_live(
     crate::live::run(&spec, &dir, work, users, nagios)
 }
 
-/// Run every scenario for a fleet of `machines` under `work`.
-/// Every scenario at `machines`; with `core_only`, without the plugin, Icinga 2 and HTTP
-/// columns.
+/// Run every scenario for a fleet of `machines` under `work`; with `core_only`, without
+/// the plugin, Icinga 2 and HTTP columns.
 pub fn run(
     machines: usize,
     work: &Path,
@@ -489,32 +488,26 @@ pub fn run(
     let check = monitor_runtime::validate::validate_dir(nagios, &out).map_err(std::io::Error::other)?;
     let nagios_verify = t0.elapsed();
     drop(engine);
-    if core_only {
-        return Ok(Row {
-            machines,
-            bytes,
-            services,
-            floor_ms: floor_time.as_secs_f64() * 1000.0,
-            cold,
-            no_change,
-            one_change,
-            hundred_change,
-            nagios_verify_ms: nagios_verify.as_secs_f64() * 1000.0,
-            nagios_ok: check.ok,
-            plugins_cold: None,
-            plugins_one_change: None,
-            icinga2: None,
-            http: None,
-        });
-    }
-    let icinga2 = icinga_row(&files, users, work, machines)?;
-    let http = http_row(&dir, users, work, machines)?;
+    let (icinga2, http) = if core_only {
+        (None, None)
+    } else {
+        (
+            icinga_row(&files, users, work, machines)?,
+            http_row(&dir, users, work, machines)?,
+        )
+    };
 
     // Every translator as a plugin in worker processes (the daemon's default for
     // packaged translators): cold, then one change.
     let libs = work.join("plugin-libs");
-    let (plugins_cold, plugins_one_change) = match plugin_libraries(&libs) {
-        Ok(()) => {
+    let libraries = if core_only {
+        Ok(None)
+    } else {
+        plugin_libraries(&libs).map(Some)
+    };
+    let (plugins_cold, plugins_one_change) = match libraries {
+        Ok(None) => (None, None),
+        Ok(Some(())) => {
             let settings =
                 monitor_runtime::worker::WorkerSettings::new(std::env::current_exe()?, work.join("plugin-copies"));
             let mut set = monitor_runtime::plugin_host::PluginSet::with_workers(vec![libs], settings);
