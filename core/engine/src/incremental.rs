@@ -37,7 +37,7 @@ use crate::layout::{HEADER, MACHINE_SHARDS, Output, shard_file};
 use crate::managers::dependencies::Explicit;
 use crate::managers::{Registered, SERVICE_DIRECTIVES_READ};
 use crate::registry::Registry;
-use crate::render::{MachineOut, render_machine};
+use crate::render::{MachineOut, ToRender, render_machine};
 use crate::report::{PassReport, Problem};
 
 /// What the incremental path keeps from an assembly without errors.
@@ -398,6 +398,8 @@ impl Patcher<'_> {
 
         // Render the changed machines and rebuild their shards.
         let mut dirty = BTreeSet::new();
+        // The changed machines' new text, each on its own.
+        let mut fresh: FxHashMap<&str, String> = FxHashMap::default();
         let mut listed = false;
         // A poisoned lock only means a panic elsewhere: the map itself is whole.
         let mut last_zones = self.last_zones.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,14 +414,18 @@ impl Patcher<'_> {
             ) {
                 return Err("a machine names a zone the configuration does not have");
             }
+            let mut text = String::new();
             let out = render_machine(
                 self.status_services,
                 &placement,
-                c.machine,
-                c.file,
-                c.rec,
-                &c.new,
                 &state.defs,
+                ToRender {
+                    machine: c.machine,
+                    file: c.file,
+                    rec: c.rec,
+                    parts: &c.new,
+                },
+                &mut text,
             );
             if !out.errors.is_empty() {
                 return Err("the engine's own objects for a machine are unsafe");
@@ -433,14 +439,26 @@ impl Patcher<'_> {
             }
             *slot = out;
             dirty.insert(slot.shard);
+            fresh.insert(c.machine, text);
         }
         drop(last_zones);
+        // A dirty shard is its unchanged machines' text, taken from the file as it was,
+        // and its changed machines' new text; every member's place in it is updated.
         for shard in dirty {
-            let mut text = String::from(HEADER);
+            let name = shard_file(shard);
+            let old = output.files.get(&name).cloned().ok_or("a shard not kept")?;
+            let mut text = String::with_capacity(old.len() + 4096);
+            text.push_str(HEADER);
             for m in state.members.get(shard).ok_or("a shard not kept")? {
-                text.push_str(&state.machines.get(m).ok_or("a machine not kept")?.text);
+                let slot = state.machines.get_mut(m).ok_or("a machine not kept")?;
+                let start = text.len();
+                match fresh.get(m.as_str()) {
+                    Some(new) => text.push_str(&new[slot.span.clone()]),
+                    None => text.push_str(old.get(slot.span.clone()).ok_or("a machine's text not in its shard")?),
+                }
+                slot.span = start..text.len();
             }
-            output.files.insert(shard_file(shard), text.into());
+            output.files.insert(name, text.into());
         }
         if listed {
             report.warnings = state.manager_warnings.clone();

@@ -339,9 +339,11 @@ fn record_of(slot: &Slot, p: &ParsedFile<'_>, result: Result<Bundle, TranslateEr
         Ok(b)
     });
     match result {
-        Ok(fragments) => {
+        Ok(mut fragments) => {
             let (registrations, warnings) = ctx.into_parts();
-            let rendered = fragments.render();
+            // Kept until the machine changes: exactly the room the objects and the text use.
+            fragments.compact();
+            let rendered = render_exact(&fragments);
             ComponentRecord {
                 component: name.clone(),
                 translator: Some(slot.id.clone()),
@@ -368,4 +370,21 @@ fn record_of(slot: &Slot, p: &ParsedFile<'_>, result: Result<Bundle, TranslateEr
             }
         }
     }
+}
+
+thread_local! {
+    /// Each reading thread's scratch text for rendering fragments.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The fragments rendered into a text of exactly their length: rendered first into the
+/// thread's scratch text (which grows once), then copied once.
+fn render_exact(fragments: &Bundle) -> String {
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        for o in fragments {
+            o.render_into(scratch);
+        }
+        String::from(scratch.as_str())
+    })
 }

@@ -39,7 +39,10 @@ pub(crate) struct Part<'a> {
     pub(crate) translated: &'a Translated,
 }
 
-pub(crate) type Kept<'a> = BTreeMap<&'a str, (&'a Path, Vec<Part<'a>>)>;
+pub(crate) type Kept<'a> = BTreeMap<&'a str, KeptEntry<'a>>;
+
+/// One kept machine's profile file and kept components.
+pub(crate) type KeptEntry<'a> = (&'a Path, Vec<Part<'a>>);
 
 /// Who defined a fragment's objects, as `Definitions` records it: the same string when a
 /// fragment is defined and when it is left out again.

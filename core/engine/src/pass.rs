@@ -171,6 +171,13 @@ impl Engine {
         self.incremental = on;
     }
 
+    /// Drop the last assembly and what the incremental path keeps of it, so that the
+    /// next pass assembles in full. The cache is kept. (The benchmark's memory breakdown
+    /// measures what the kept assembly holds by dropping it.)
+    pub fn forget_last_assembly(&mut self) {
+        self.last = None;
+    }
+
     /// Why the last pass assembled in full rather than reusing or patching the assembly
     /// before it (see [`crate::incremental`]); `None` when it reused or patched it.
     pub fn full_assembly_reason(&self) -> Option<&'static str> {

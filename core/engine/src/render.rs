@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::MachineRecord;
 use crate::checks::Definitions;
-use crate::kept::{Kept, Machines, Managed, Part, PassLevel};
+use crate::kept::{Kept, KeptEntry, Machines, Managed, Part, PassLevel};
 use crate::layout::{
     ACL_FILE, BASE_FILE, CLUSTERS_FILE, CONTACTS_FILE, DEPENDENCIES_FILE, DEPLOY_FILE, FINISH_PASS_FILE, HEADER,
     MACHINE_SHARDS, Output, START_PASS_FILE, machine_file, shard_file, shard_of,
@@ -21,20 +21,35 @@ use crate::layout::{
 use crate::report::{PassReport, Phases, Problem, status_service_description};
 use crate::zones::{Placed, Placement, hostgroup_of};
 
-/// One kept machine's text in its shard file (host, fragments and status services),
-/// and what it adds to the report. The full and the incremental assembly both use it.
+/// One kept machine, as [`render_machine`] takes it.
+pub(crate) struct ToRender<'a, 'p> {
+    pub(crate) machine: &'a str,
+    /// Its profile file.
+    pub(crate) file: &'a Path,
+    pub(crate) rec: &'a MachineRecord,
+    /// Its kept components' fragments.
+    pub(crate) parts: &'a [Part<'p>],
+}
+
+/// One kept machine's text (host, fragments and status services), appended to its
+/// shard file's `text`, and what it adds to the report. The full and the incremental
+/// assembly both use it.
 pub(crate) fn render_machine(
     status_services: bool,
     placement: &Placement<'_>,
-    machine: &str,
-    file: &Path,
-    rec: &MachineRecord,
-    parts: &[Part<'_>],
     defs: &Definitions,
+    m: ToRender<'_, '_>,
+    text: &mut String,
 ) -> MachineOut {
-    let size: usize = parts.iter().map(|p| p.translated.rendered.len()).sum();
+    let ToRender {
+        machine,
+        file,
+        rec,
+        parts,
+    } = m;
+    let start = text.len();
     let mut out = MachineOut {
-        text: String::with_capacity(size + 512),
+        span: start..start,
         shard: shard_of(machine),
         ..MachineOut::default()
     };
@@ -90,7 +105,6 @@ pub(crate) fn render_machine(
             .push(unsafe_output(format!("its host object is unsafe: {e}")));
         return out;
     }
-    let text = &mut out.text;
     text.push_str(&format!("# machine {machine}\n\n"));
     host.object().render_into(text);
     for p in parts {
@@ -133,6 +147,7 @@ pub(crate) fn render_machine(
             out.services += 1;
         }
     }
+    out.span = start..text.len();
     out
 }
 
@@ -229,8 +244,8 @@ pub(crate) fn status_service(
 /// One kept machine's share of the output.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MachineOut {
-    /// Its text in its shard file.
-    pub(crate) text: String,
+    /// Where its text is in its shard file (the text is kept once, in the file).
+    pub(crate) span: std::ops::Range<usize>,
     /// Its shard (see [`machine_file`]).
     pub(crate) shard: usize,
     /// Its services (the machine's own and its status services).
@@ -311,47 +326,62 @@ pub(crate) fn render_output(
 
     let mut services = 0;
     // Machines go into hash-sharded files (see `machine_file`), sorted by name within
-    // each; a change rewrites only its shard.
-    let rendered: Vec<(&str, MachineOut)> = kept
-        .iter()
-        .collect::<Vec<_>>()
+    // each; a change rewrites only its shard. Each shard is rendered (in name order) on
+    // its own, straight into its file's text.
+    let shard_count = MACHINE_SHARDS as usize;
+    let mut by_shard: Vec<Vec<(&str, &KeptEntry<'_>)>> = vec![Vec::new(); shard_count];
+    for (machine, entry) in kept.iter() {
+        by_shard[shard_of(machine)].push((machine, entry));
+    }
+    let rendered: Vec<(String, Vec<(&str, MachineOut)>)> = by_shard
         .par_iter()
-        .map(|(machine, (file, parts))| {
-            let rec = machines[*machine].1;
-            (
-                **machine,
-                render_machine(status_services, placement, machine, file, rec, parts, defs),
-            )
+        .map(|members| {
+            if members.is_empty() {
+                return (String::new(), Vec::new());
+            }
+            let size: usize = members
+                .iter()
+                .flat_map(|(_, (_, parts))| parts.iter())
+                .map(|p| p.translated.rendered.len())
+                .sum();
+            let mut text = String::with_capacity(HEADER.len() + size + 512 * members.len());
+            text.push_str(HEADER);
+            let outs = members
+                .iter()
+                .map(|&(machine, (file, parts))| {
+                    let rec = machines[machine].1;
+                    let out = render_machine(
+                        status_services,
+                        placement,
+                        defs,
+                        ToRender {
+                            machine,
+                            file,
+                            rec,
+                            parts,
+                        },
+                        &mut text,
+                    );
+                    (machine, out)
+                })
+                .collect();
+            (text, outs)
         })
         .collect();
     phase.mark("render machines");
-    let shard_count = MACHINE_SHARDS as usize;
-    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); shard_count];
-    for (i, (_, out)) in rendered.iter().enumerate() {
-        by_shard[out.shard].push(i);
+    let mut shards = Vec::with_capacity(shard_count);
+    let mut outs: BTreeMap<String, MachineOut> = BTreeMap::new();
+    for (text, members) in rendered {
+        shards.push(text);
+        outs.extend(members.into_iter().map(|(m, o)| (m.to_string(), o)));
+    }
+    // In name order, as the report has always listed them.
+    for out in outs.values() {
         services += out.services;
         report.warnings.extend(out.warnings.iter().cloned());
         report.errors.extend(out.errors.iter().cloned());
         report.unknown_components.extend(out.unknown.iter().cloned());
     }
-    // Each shard is filled (in name order) on its own.
-    let shards: Vec<String> = by_shard
-        .par_iter()
-        .map(|idx| {
-            if idx.is_empty() {
-                return String::new();
-            }
-            let size = HEADER.len() + idx.iter().map(|&i| rendered[i].1.text.len()).sum::<usize>();
-            let mut text = String::with_capacity(size);
-            text.push_str(HEADER);
-            for &i in idx {
-                text.push_str(&rendered[i].1.text);
-            }
-            text
-        })
-        .collect();
-    // Sorted by name already: the map is built in one sweep.
-    let outs: BTreeMap<String, MachineOut> = rendered.into_iter().map(|(m, o)| (m.to_string(), o)).collect();
     files_out.extend(
         shards
             .into_iter()

@@ -130,6 +130,16 @@ impl Object {
         self.get(directive).and_then(Value::as_str)
     }
 
+    /// Give the object's list of directives exactly the room it uses (a new allocation,
+    /// so that the room is really given back).
+    fn compact(&mut self) {
+        if self.directives.capacity() > self.directives.len() {
+            let mut exact = Vec::with_capacity(self.directives.len());
+            exact.append(&mut self.directives);
+            self.directives = exact;
+        }
+    }
+
     /// The directives and their values, in the order they were first set.
     pub fn directives(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.directives.iter().map(|(d, v)| (d.as_str(), v))
@@ -477,6 +487,20 @@ impl Bundle {
         self.objects.iter()
     }
 
+    /// Give the bundle's lists exactly the room they use, for a bundle that is kept long
+    /// (the engine keeps every machine's fragments between passes). The objects and
+    /// their order are unchanged.
+    pub fn compact(&mut self) {
+        for o in &mut self.objects {
+            o.compact();
+        }
+        if self.objects.capacity() > self.objects.len() {
+            let mut exact = Vec::with_capacity(self.objects.len());
+            exact.append(&mut self.objects);
+            self.objects = exact;
+        }
+    }
+
     /// Check every object's values.
     pub fn check(&self) -> Result<(), ValueError> {
         self.objects.iter().try_for_each(Object::check)
@@ -503,6 +527,27 @@ impl<'a> IntoIterator for &'a Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_keeps_the_objects_in_order_and_leaves_no_spare_room() {
+        let mut b = Bundle::new();
+        for i in 0..9 {
+            let mut s = Service::new("generic-service")
+                .host_name("web1")
+                .service_description(format!("svc {i}"));
+            for d in ["notes", "notes_url", "action_url", "icon_image", "max_check_attempts"] {
+                s = s.set(d, Value::Plain(i.to_string()));
+            }
+            b.push(s);
+        }
+        let before = b.clone();
+        let rendered = b.render();
+        b.compact();
+        assert_eq!(b, before);
+        assert_eq!(b.render(), rendered);
+        assert_eq!(b.objects.capacity(), b.objects.len());
+        assert!(b.objects.iter().all(|o| o.directives.capacity() == o.directives.len()));
+    }
 
     #[test]
     fn directive_names_cannot_inject() {
